@@ -1,1 +1,12 @@
+//! The adbsink data plane: consume → decode → batch → write → commit, with dead-letter and
+//! error topics and the failure policy; and the Kafka provisioning the operator reuses.
 
+pub mod error;
+pub mod kafka;
+pub mod provision;
+pub mod records;
+pub mod secret;
+
+pub use error::{Error, Result};
+pub use kafka::KafkaConnection;
+pub use secret::Secret;

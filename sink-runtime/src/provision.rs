@@ -1,0 +1,463 @@
+//! Creating, checking and deleting a sink's Kafka resources: the internal topics and the
+//! consumer group; reading the compacted status topic and the group's lag. One implementation,
+//! used by standalone mode and by the operator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use adbsink_crd::{InitialOffset, InternalTopic, ResourceCreation};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::kafka::KafkaConnection;
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What is wrong with one internal topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicProblem {
+    pub topic: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for TopicProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.topic, self.problem)
+    }
+}
+
+/// Outcome of [`Provisioner::ensure_topics`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicsReport {
+    /// Topics created by this call.
+    pub created: Vec<String>,
+    /// Topics missing (Manual) or existing with settings that differ from the required ones.
+    pub problems: Vec<TopicProblem>,
+}
+
+/// Outcome of [`Provisioner::ensure_group`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// The group has committed offsets (or members) already.
+    Exists,
+    /// The group did not exist; its initial offsets were committed now (Auto).
+    Created,
+    /// The group does not exist and resource creation is Manual.
+    Missing,
+}
+
+/// Consumer lag of a group on one topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lag {
+    /// Sum over partitions; partitions without a committed offset count from the low watermark.
+    pub total: i64,
+    pub partitions: BTreeMap<i32, i64>,
+}
+
+/// Admin operations on the sink's Kafka cluster.
+pub struct Provisioner {
+    connection: KafkaConnection,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl Provisioner {
+    pub fn new(connection: &KafkaConnection) -> Result<Self> {
+        Ok(Self {
+            admin: connection.client_config().create()?,
+            connection: connection.clone(),
+        })
+    }
+
+    fn options() -> AdminOptions {
+        AdminOptions::new()
+            .operation_timeout(Some(TIMEOUT))
+            .request_timeout(Some(TIMEOUT))
+    }
+
+    /// Auto: creates the missing topics. Both modes: reports topics that are missing (Manual) or
+    /// whose partition count or cleanup policy differs from what the sink requires. Existing
+    /// topics are never altered: a wrong setting is the user's to fix, and is reported.
+    pub async fn ensure_topics(
+        &self,
+        topics: &[InternalTopic],
+        replication_factor: Option<i16>,
+        creation: ResourceCreation,
+    ) -> Result<TopicsReport> {
+        let existing = self.partition_counts(topics).await?;
+        let mut report = TopicsReport::default();
+        let missing: Vec<&InternalTopic> = topics
+            .iter()
+            .filter(|t| !existing.contains_key(&t.name))
+            .collect();
+        if creation == ResourceCreation::Manual {
+            report
+                .problems
+                .extend(missing.iter().map(|t| TopicProblem {
+                    topic: t.name.clone(),
+                    problem: "does not exist (resourceCreation is Manual)".into(),
+                }));
+        } else if !missing.is_empty() {
+            let replication = replication_factor.map_or(-1, i32::from);
+            let new_topics: Vec<NewTopic<'_>> = missing
+                .iter()
+                .map(|t| {
+                    let topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication));
+                    if t.compacted {
+                        topic.set("cleanup.policy", "compact")
+                    } else {
+                        topic
+                    }
+                })
+                .collect();
+            for result in self.admin.create_topics(&new_topics, &Self::options()).await? {
+                match result {
+                    Ok(name) => report.created.push(name),
+                    // Created concurrently (another replica, a retry): checked below like any other.
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((name, code)) => {
+                        return Err(Error::KafkaAdmin {
+                            operation: "create topic",
+                            resource: name,
+                            code,
+                        });
+                    }
+                }
+            }
+        }
+        let present: Vec<&InternalTopic> = topics
+            .iter()
+            .filter(|t| existing.contains_key(&t.name))
+            .collect();
+        let policies = self.cleanup_policies(&present).await?;
+        for topic in present {
+            let partitions = existing[&topic.name];
+            let too_few = if topic.role == adbsink_crd::TopicRole::Config {
+                partitions != 1
+            } else {
+                partitions < topic.partitions
+            };
+            if too_few {
+                report.problems.push(TopicProblem {
+                    topic: topic.name.clone(),
+                    problem: format!(
+                        "has {partitions} partitions, requires {}{}",
+                        if topic.role == adbsink_crd::TopicRole::Config { "exactly " } else { "at least " },
+                        topic.partitions
+                    ),
+                });
+            }
+            if topic.compacted {
+                let policy = policies.get(&topic.name).cloned().flatten();
+                if !policy.as_deref().is_some_and(|p| p.contains("compact")) {
+                    report.problems.push(TopicProblem {
+                        topic: topic.name.clone(),
+                        problem: format!(
+                            "cleanup.policy is {}, requires compact",
+                            policy.as_deref().unwrap_or("unknown")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Deletes topics; ones already gone are not an error.
+    pub async fn delete_topics(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        for result in self.admin.delete_topics(&names, &Self::options()).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((name, code)) => {
+                    return Err(Error::KafkaAdmin {
+                        operation: "delete topic",
+                        resource: name,
+                        code,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure the consumer group exists. When it does not and creation is Auto, commits
+    /// the initial offsets (low or high watermark of every source partition) once, so the
+    /// initial offset policy applies exactly once in the group's life.
+    pub async fn ensure_group(
+        &self,
+        group: &str,
+        topic: &str,
+        initial: InitialOffset,
+        creation: ResourceCreation,
+    ) -> Result<GroupState> {
+        let consumer = self.group_consumer(group)?;
+        let topic = topic.to_string();
+        let group = group.to_string();
+        blocking(move || {
+            let partitions = partitions_of(&consumer, &topic)?;
+            let committed = committed(&consumer, &topic, &partitions)?;
+            if committed.values().any(Option::is_some) || group_listed(&consumer, &group)? {
+                return Ok(GroupState::Exists);
+            }
+            if creation == ResourceCreation::Manual {
+                return Ok(GroupState::Missing);
+            }
+            let mut list = TopicPartitionList::new();
+            for partition in partitions {
+                let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
+                let start = match initial {
+                    InitialOffset::Earliest => low,
+                    InitialOffset::Latest => high,
+                };
+                list.add_partition_offset(&topic, partition, Offset::Offset(start))?;
+            }
+            consumer.commit(&list, CommitMode::Sync)?;
+            Ok(GroupState::Created)
+        })
+        .await
+    }
+
+    /// Deletes the consumer group; a group that is already gone is not an error.
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        for result in self.admin.delete_groups(&[group], &Self::options()).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                Err((name, code)) => {
+                    return Err(Error::KafkaAdmin {
+                        operation: "delete group",
+                        resource: name,
+                        code,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the group exists (listed by the coordinator).
+    pub async fn group_exists(&self, group: &str) -> Result<bool> {
+        let consumer = self.group_consumer(group)?;
+        let group = group.to_string();
+        blocking(move || group_listed(&consumer, &group)).await
+    }
+
+    /// End offsets minus committed offsets, per partition, clamped at zero (some brokers report
+    /// a high watermark below the true end after multi-record batches).
+    pub async fn lag(&self, group: &str, topic: &str) -> Result<Lag> {
+        let consumer = self.group_consumer(group)?;
+        let topic = topic.to_string();
+        blocking(move || {
+            let partitions = partitions_of(&consumer, &topic)?;
+            let committed = committed(&consumer, &topic, &partitions)?;
+            let mut lag = Lag::default();
+            for partition in partitions {
+                let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
+                let from = committed.get(&partition).copied().flatten().unwrap_or(low);
+                let behind = (high - from).max(0);
+                lag.partitions.insert(partition, behind);
+                lag.total += behind;
+            }
+            Ok(lag)
+        })
+        .await
+    }
+
+    /// Reads a compacted topic from the beginning to its current end and returns the latest
+    /// record per key, for records this version understands.
+    pub async fn read_latest<T: DeserializeOwned + Send + 'static>(
+        &self,
+        topic: &str,
+    ) -> Result<BTreeMap<String, T>> {
+        let consumer: BaseConsumer = self
+            .connection
+            .client_config()
+            .set("group.id", "adbsink-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()?;
+        let topic = topic.to_string();
+        blocking(move || {
+            let partitions = partitions_of(&consumer, &topic)?;
+            let mut ends = HashMap::new();
+            let mut list = TopicPartitionList::new();
+            for partition in partitions {
+                let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
+                if high > low {
+                    ends.insert(partition, high);
+                    list.add_partition_offset(&topic, partition, Offset::Beginning)?;
+                }
+            }
+            let mut latest = BTreeMap::new();
+            if ends.is_empty() {
+                return Ok(latest);
+            }
+            consumer.assign(&list)?;
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            while !ends.is_empty() {
+                if std::time::Instant::now() > deadline {
+                    return Err(Error::Kafka(KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::OperationTimedOut,
+                    )));
+                }
+                let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                    continue;
+                };
+                let message = message?;
+                let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                if let (Some(key), Some(value)) =
+                    (key, crate::records::parse::<T>(message.payload()))
+                {
+                    latest.insert(key, value);
+                }
+                // The high watermark may sit inside the last batch on some brokers: stop at
+                // the last offset below it rather than waiting for one that never comes.
+                if ends
+                    .get(&message.partition())
+                    .is_some_and(|end| message.offset() + 1 >= *end)
+                {
+                    ends.remove(&message.partition());
+                }
+            }
+            Ok(latest)
+        })
+        .await
+    }
+
+    /// Publishes one JSON record and waits for the broker's acknowledgement.
+    pub async fn publish<T: Serialize>(&self, topic: &str, key: &str, value: &T) -> Result<()> {
+        let producer: FutureProducer = self.connection.client_config().create()?;
+        let payload = serde_json::to_vec(value)?;
+        producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(&payload),
+                TIMEOUT,
+            )
+            .await
+            .map_err(|(e, _)| Error::Kafka(e))?;
+        Ok(())
+    }
+
+    fn group_consumer(&self, group: &str) -> Result<BaseConsumer> {
+        Ok(self
+            .connection
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?)
+    }
+
+    async fn partition_counts(&self, topics: &[InternalTopic]) -> Result<HashMap<String, i32>> {
+        let consumer: BaseConsumer = self.connection.client_config().create()?;
+        let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+        blocking(move || {
+            let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|t| names.iter().any(|n| n == t.name()) && t.error().is_none())
+                .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                .collect())
+        })
+        .await
+    }
+
+    async fn cleanup_policies(
+        &self,
+        topics: &[&InternalTopic],
+    ) -> Result<HashMap<String, Option<String>>> {
+        let specifiers: Vec<ResourceSpecifier<'_>> = topics
+            .iter()
+            .filter(|t| t.compacted)
+            .map(|t| ResourceSpecifier::Topic(&t.name))
+            .collect();
+        if specifiers.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut out = HashMap::new();
+        for result in self
+            .admin
+            .describe_configs(&specifiers, &Self::options())
+            .await?
+        {
+            let resource = result.map_err(|code| Error::KafkaAdmin {
+                operation: "describe configs",
+                resource: "topic".into(),
+                code,
+            })?;
+            if let rdkafka::admin::OwnedResourceSpecifier::Topic(name) = &resource.specifier {
+                let policy = resource
+                    .get("cleanup.policy")
+                    .and_then(|entry| entry.value.clone());
+                out.insert(name.clone(), policy);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether the group coordinator knows the group (with members, or only committed offsets).
+fn group_listed(consumer: &BaseConsumer, group: &str) -> Result<bool> {
+    let list = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+    Ok(list
+        .groups()
+        .iter()
+        .any(|g| g.name() == group && g.state() != "Dead"))
+}
+
+/// Runs blocking librdkafka calls off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Config(format!("blocking task failed: {e}")))?
+}
+
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(Error::NotReady(format!("topic {topic} does not exist")));
+    };
+    if let Some(err) = t.error() {
+        return Err(Error::NotReady(format!(
+            "topic {topic}: {:?}",
+            RDKafkaErrorCode::from(err)
+        )));
+    }
+    Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
+fn committed(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<HashMap<i32, Option<i64>>> {
+    let mut list = TopicPartitionList::new();
+    for p in partitions {
+        list.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(list, TIMEOUT)?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            (e.partition(), offset)
+        })
+        .collect())
+}
