@@ -32,13 +32,15 @@ impl KafkaConnection {
     ) -> Self {
         Self {
             bootstrap_servers: source.bootstrap_servers.clone(),
-            sasl: source.sasl.as_ref().zip(sasl).map(|(spec, (username, password))| {
-                SaslCredentials {
+            sasl: source
+                .sasl
+                .as_ref()
+                .zip(sasl)
+                .map(|(spec, (username, password))| SaslCredentials {
                     mechanism: spec.mechanism,
                     username,
                     password,
-                }
-            }),
+                }),
             tls: source.tls.is_some(),
             ca_pem,
         }
@@ -103,6 +105,9 @@ mod tests {
         assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
         assert_eq!(config.get("sasl.password"), Some("p"));
         assert_eq!(config.get("ssl.ca.pem"), Some("PEM"));
-        assert!(!format!("{conn:?}").contains("\"p\""), "password hidden from Debug");
+        assert!(
+            !format!("{conn:?}").contains("\"p\""),
+            "password hidden from Debug"
+        );
     }
 }

@@ -10,3 +10,7 @@ pub mod secret;
 pub use error::{Error, Result};
 pub use kafka::KafkaConnection;
 pub use secret::Secret;
+pub mod database;
+pub mod decode;
+pub mod dialect;
+pub mod table;

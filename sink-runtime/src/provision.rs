@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use adbsink_crd::{InitialOffset, InternalTopic, ResourceCreation};
-use rdkafka::admin::{
-    AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
-};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -101,18 +99,17 @@ impl Provisioner {
             .filter(|t| !existing.contains_key(&t.name))
             .collect();
         if creation == ResourceCreation::Manual {
-            report
-                .problems
-                .extend(missing.iter().map(|t| TopicProblem {
-                    topic: t.name.clone(),
-                    problem: "does not exist (resourceCreation is Manual)".into(),
-                }));
+            report.problems.extend(missing.iter().map(|t| TopicProblem {
+                topic: t.name.clone(),
+                problem: "does not exist (resourceCreation is Manual)".into(),
+            }));
         } else if !missing.is_empty() {
             let replication = replication_factor.map_or(-1, i32::from);
             let new_topics: Vec<NewTopic<'_>> = missing
                 .iter()
                 .map(|t| {
-                    let topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication));
+                    let topic =
+                        NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication));
                     if t.compacted {
                         topic.set("cleanup.policy", "compact")
                     } else {
@@ -120,7 +117,11 @@ impl Provisioner {
                     }
                 })
                 .collect();
-            for result in self.admin.create_topics(&new_topics, &Self::options()).await? {
+            for result in self
+                .admin
+                .create_topics(&new_topics, &Self::options())
+                .await?
+            {
                 match result {
                     Ok(name) => report.created.push(name),
                     // Created concurrently (another replica, a retry): checked below like any other.
@@ -152,7 +153,11 @@ impl Provisioner {
                     topic: topic.name.clone(),
                     problem: format!(
                         "has {partitions} partitions, requires {}{}",
-                        if topic.role == adbsink_crd::TopicRole::Config { "exactly " } else { "at least " },
+                        if topic.role == adbsink_crd::TopicRole::Config {
+                            "exactly "
+                        } else {
+                            "at least "
+                        },
                         topic.partitions
                     ),
                 });
@@ -317,7 +322,9 @@ impl Provisioner {
                     continue;
                 };
                 let message = message?;
-                let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                let key = message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned());
                 if let (Some(key), Some(value)) =
                     (key, crate::records::parse::<T>(message.payload()))
                 {
@@ -342,10 +349,7 @@ impl Provisioner {
         let producer: FutureProducer = self.connection.client_config().create()?;
         let payload = serde_json::to_vec(value)?;
         producer
-            .send(
-                FutureRecord::to(topic).key(key).payload(&payload),
-                TIMEOUT,
-            )
+            .send(FutureRecord::to(topic).key(key).payload(&payload), TIMEOUT)
             .await
             .map_err(|(e, _)| Error::Kafka(e))?;
         Ok(())

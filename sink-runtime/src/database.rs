@@ -1,0 +1,350 @@
+//! The thin I/O layer over the destination database: connect, describe the table, write one
+//! run of rows in one transaction, and say whether a failure is worth retrying.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use adbsink_crd::{DatabaseTlsMode, DestinationSpec, InstanceType, WriteMode};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::{Executor, Row as _};
+
+use crate::decode::Row;
+use crate::dialect::{Dialect, Statement};
+use crate::secret::Secret;
+use crate::table::{Column, Table};
+
+/// Why a write failed, sorted by what the sink must do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The database or the network is unavailable, or the failure concerns the table rather
+    /// than any row (missing table, no privilege): retry the same rows, skip nothing.
+    Transient(String),
+    /// The table lost a column the rows use: describe it again and decode again.
+    SchemaChanged(String),
+    /// The database refused the data (type conversion, NOT NULL, too long, constraint).
+    Rejected {
+        message: String,
+        sql_state: Option<String>,
+    },
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient(m) | Self::SchemaChanged(m) => f.write_str(m),
+            Self::Rejected { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+/// How to reach the database, with the password resolved.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub destination: DestinationSpec,
+    pub username: String,
+    pub password: Secret,
+    /// PEM file of the CA that signs the server certificate (TLS VerifyCa/VerifyFull).
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    MySql(MySqlPool),
+    Postgres(PgPool),
+}
+
+/// A connection pool to the destination plus what it needs to write rows.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: Pool,
+    pub dialect: Dialect,
+    schema: String,
+    table: String,
+}
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Database {
+    /// A lazily connecting pool: the sink starts even when the database is down, and reports
+    /// RETRYING until it comes up.
+    pub fn connect(settings: &DatabaseSettings, max_connections: u32) -> Self {
+        let dest = &settings.destination;
+        let port = dest.port_or_default();
+        let pool = match dest.instance_type {
+            InstanceType::AnalyticDBForMySQL => {
+                let mut options = MySqlConnectOptions::new()
+                    .host(&dest.host)
+                    .port(port)
+                    .database(&dest.database)
+                    .username(&settings.username)
+                    .password(settings.password.expose())
+                    .ssl_mode(match dest.tls.as_ref().map(|t| t.mode) {
+                        None => MySqlSslMode::Preferred,
+                        Some(DatabaseTlsMode::Require) => MySqlSslMode::Required,
+                        Some(DatabaseTlsMode::VerifyCa) => MySqlSslMode::VerifyCa,
+                        Some(DatabaseTlsMode::VerifyFull) => MySqlSslMode::VerifyIdentity,
+                    });
+                if let Some(ca) = &settings.ca_file {
+                    options = options.ssl_ca(ca);
+                }
+                Pool::MySql(
+                    MySqlPoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        // Strict mode makes MySQL refuse bad values instead of truncating or
+                        // zeroing them, so a bad record is isolated rather than silently damaged.
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute(
+                                    "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')",
+                                )
+                                .await?;
+                                Ok(())
+                            })
+                        })
+                        .connect_lazy_with(options),
+                )
+            }
+            InstanceType::AnalyticDBForPostgreSQL => {
+                let mut options = PgConnectOptions::new()
+                    .host(&dest.host)
+                    .port(port)
+                    .database(&dest.database)
+                    .username(&settings.username)
+                    .password(settings.password.expose())
+                    .application_name("adbsink")
+                    .ssl_mode(match dest.tls.as_ref().map(|t| t.mode) {
+                        None => PgSslMode::Prefer,
+                        Some(DatabaseTlsMode::Require) => PgSslMode::Require,
+                        Some(DatabaseTlsMode::VerifyCa) => PgSslMode::VerifyCa,
+                        Some(DatabaseTlsMode::VerifyFull) => PgSslMode::VerifyFull,
+                    });
+                if let Some(ca) = &settings.ca_file {
+                    options = options.ssl_root_cert(ca);
+                }
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        .connect_lazy_with(options),
+                )
+            }
+        };
+        Self {
+            pool,
+            dialect: dest.instance_type.into(),
+            schema: dest
+                .schema_or_default()
+                .unwrap_or(&dest.database)
+                .to_string(),
+            table: dest.table.clone(),
+        }
+    }
+
+    /// Reads the table's columns from information_schema.
+    pub async fn describe(&self) -> Result<Table, WriteError> {
+        let columns = match &self.pool {
+            Pool::Postgres(pool) => sqlx::query(
+                "SELECT column_name::text, quote_ident(udt_schema::text) || '.' || quote_ident(udt_name::text) \
+                 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 \
+                 ORDER BY ordinal_position",
+            )
+            .bind(&self.schema)
+            .bind(&self.table)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| classify(&e))?
+            .iter()
+            .map(|r| {
+                Ok(Column {
+                    name: r.try_get(0)?,
+                    cast: Some(r.try_get(1)?),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>(),
+            Pool::MySql(pool) => sqlx::query(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            )
+            .bind(&self.schema)
+            .bind(&self.table)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| classify(&e))?
+            .iter()
+            .map(|r| {
+                Ok(Column {
+                    name: r.try_get(0)?,
+                    cast: None,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>(),
+        }
+        .map_err(|e| WriteError::Transient(format!("reading the table's columns: {e}")))?;
+        if columns.is_empty() {
+            return Err(WriteError::Transient(format!(
+                "table {}.{} does not exist or has no columns visible to this user",
+                self.schema, self.table
+            )));
+        }
+        Ok(Table::new(&self.schema, &self.table, columns))
+    }
+
+    /// Writes rows in one transaction: all of them or none.
+    pub async fn write(
+        &self,
+        table: &Table,
+        rows: &[&Row],
+        mode: WriteMode,
+        primary_key: &[usize],
+    ) -> Result<(), WriteError> {
+        let mut statements = Vec::new();
+        let mut start = 0;
+        for size in self.dialect.chunk_sizes(rows) {
+            statements.push(self.dialect.write(
+                table,
+                &rows[start..start + size],
+                mode,
+                primary_key,
+            ));
+            start += size;
+        }
+        let result = match &self.pool {
+            Pool::Postgres(pool) => in_transaction(pool, statements).await,
+            Pool::MySql(pool) => in_transaction(pool, statements).await,
+        };
+        result.map_err(|e| classify(&e))
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::MySql(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+async fn in_transaction<DB>(
+    pool: &sqlx::Pool<DB>,
+    statements: Vec<Statement<'_>>,
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: Executor<'c, Database = DB>,
+{
+    let mut tx = pool.begin().await?;
+    for statement in statements {
+        let mut query = sqlx::query(&statement.sql);
+        for param in statement.params {
+            query = query.bind(param);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Sorts a database error into retry, re-describe, or reject-the-rows.
+pub fn classify(error: &sqlx::Error) -> WriteError {
+    let sqlx::Error::Database(db) = error else {
+        // I/O, TLS, pool timeouts, protocol breaks: the connection, not the data.
+        return WriteError::Transient(error.to_string());
+    };
+    let message = db.message().to_string();
+    let mysql_number = db
+        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .map(|e| e.number());
+    let state = db.code().map(Cow::into_owned);
+    match mysql_number {
+        Some(number) => classify_mysql(number, message, state),
+        None => classify_postgres(state.as_deref().unwrap_or(""), message, state.clone()),
+    }
+}
+
+fn classify_postgres(state: &str, message: String, sql_state: Option<String>) -> WriteError {
+    let class = state.get(..2).unwrap_or("");
+    match (class, state) {
+        (_, "42703") => WriteError::SchemaChanged(message),
+        // Connection, transaction rollback (serialization, deadlock), resources, operator
+        // intervention, system errors; and problems with the table or the grants rather than
+        // with a row: none of these say anything about the data.
+        ("08" | "40" | "53" | "57" | "58" | "28" | "3D" | "25" | "55", _)
+        | (_, "42P01" | "42501" | "3F000") => WriteError::Transient(message),
+        _ => WriteError::Rejected { message, sql_state },
+    }
+}
+
+fn classify_mysql(number: u16, message: String, sql_state: Option<String>) -> WriteError {
+    match number {
+        1054 => WriteError::SchemaChanged(message),
+        // Too many connections, shutdown, lock wait timeout, deadlock, network errors,
+        // read-only server, missing table or database, access denied.
+        1040
+        | 1053
+        | 1205
+        | 1213
+        | 1152..=1161
+        | 1927
+        | 2002
+        | 2003
+        | 2006
+        | 2013
+        | 1290
+        | 1836
+        | 1146
+        | 1049
+        | 1142
+        | 1044
+        | 1045 => WriteError::Transient(message),
+        _ => WriteError::Rejected { message, sql_state },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_data_errors_reject_rows_and_outages_retry() {
+        let reject = |s: &str| {
+            matches!(
+                classify_postgres(s, "m".into(), Some(s.into())),
+                WriteError::Rejected { .. }
+            )
+        };
+        for state in ["22P02", "23502", "22001", "23505", "22003"] {
+            assert!(reject(state), "{state}");
+        }
+        for state in [
+            "08006", "40P01", "40001", "53300", "57P01", "42P01", "42501",
+        ] {
+            assert!(!reject(state), "{state}");
+        }
+        assert!(matches!(
+            classify_postgres("42703", "m".into(), None),
+            WriteError::SchemaChanged(_)
+        ));
+    }
+
+    #[test]
+    fn mysql_data_errors_reject_rows_and_outages_retry() {
+        let reject = |n| {
+            matches!(
+                classify_mysql(n, "m".into(), None),
+                WriteError::Rejected { .. }
+            )
+        };
+        for n in [1366, 1048, 1406, 1264, 1062, 1292] {
+            assert!(reject(n), "{n}");
+        }
+        for n in [1040, 1205, 1213, 2013, 1146] {
+            assert!(!reject(n), "{n}");
+        }
+        assert!(matches!(
+            classify_mysql(1054, "m".into(), None),
+            WriteError::SchemaChanged(_)
+        ));
+    }
+}

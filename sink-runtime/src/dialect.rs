@@ -1,0 +1,288 @@
+//! SQL text for a batch of rows, per database protocol. Identifiers come from the table's real
+//! columns and are quoted; every value is a bind parameter; a key missing from a message
+//! becomes `DEFAULT` so the column keeps its own default.
+
+use adbsink_crd::{InstanceType, WriteMode};
+
+use crate::decode::Row;
+use crate::table::Table;
+
+/// Both protocols cap a statement at 65,535 bind parameters.
+pub const MAX_PARAMS: usize = 65_535;
+/// Room left under MySQL's 16 MiB packet limit for the statement text and parameter headers.
+const MYSQL_MAX_STATEMENT_BYTES: usize = 16 * 1024 * 1024 - 256 * 1024;
+/// Per-parameter overhead on the wire (type and length bytes), an upper bound.
+const PARAM_OVERHEAD: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    MySql,
+    Postgres,
+}
+
+impl From<InstanceType> for Dialect {
+    fn from(instance: InstanceType) -> Self {
+        match instance {
+            InstanceType::AnalyticDBForMySQL => Self::MySql,
+            InstanceType::AnalyticDBForPostgreSQL => Self::Postgres,
+        }
+    }
+}
+
+/// One statement: SQL text and its parameters in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    pub sql: String,
+    pub params: Vec<Option<&'a str>>,
+}
+
+impl Dialect {
+    pub fn quote(self, identifier: &str) -> String {
+        match self {
+            Self::MySql => format!("`{}`", identifier.replace('`', "``")),
+            Self::Postgres => format!("\"{}\"", identifier.replace('"', "\"\"")),
+        }
+    }
+
+    fn table_name(self, table: &Table) -> String {
+        format!("{}.{}", self.quote(&table.schema), self.quote(&table.name))
+    }
+
+    /// Splits rows into runs that each fit one statement (parameter count, and packet size on
+    /// MySQL). Returns the run lengths.
+    pub fn chunk_sizes(self, rows: &[&Row]) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        let (mut count, mut params, mut bytes) = (0usize, 0usize, 0usize);
+        for row in rows {
+            let row_params = row.values.len().max(1);
+            let row_bytes = row.bytes + row_params * PARAM_OVERHEAD;
+            let over_params = params + row_params > MAX_PARAMS;
+            let over_bytes = self == Self::MySql && bytes + row_bytes > MYSQL_MAX_STATEMENT_BYTES;
+            if count > 0 && (over_params || over_bytes) {
+                sizes.push(count);
+                (count, params, bytes) = (0, 0, 0);
+            }
+            count += 1;
+            params += row_params;
+            bytes += row_bytes;
+        }
+        if count > 0 {
+            sizes.push(count);
+        }
+        sizes
+    }
+
+    /// A multi-row INSERT (or upsert) of `rows`, which must fit one statement (see
+    /// [`Dialect::chunk_sizes`]). Upsert on PostgreSQL keeps only the last row per key, since
+    /// one statement may not update a row twice.
+    pub fn write<'a>(
+        self,
+        table: &Table,
+        rows: &[&'a Row],
+        mode: WriteMode,
+        primary_key: &[usize],
+    ) -> Statement<'a> {
+        let rows: Vec<&Row> = if mode == WriteMode::Upsert && self == Self::Postgres {
+            last_per_key(rows, primary_key)
+        } else {
+            rows.to_vec()
+        };
+        let mut columns: Vec<usize> = rows
+            .iter()
+            .flat_map(|r| r.values.iter().map(|(c, _)| *c))
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        let verb = match (self, mode) {
+            (Self::MySql, WriteMode::Upsert) => "REPLACE",
+            _ => "INSERT",
+        };
+        let mut sql = format!("{verb} INTO {} (", self.table_name(table));
+        sql.push_str(
+            &columns
+                .iter()
+                .map(|c| self.quote(&table.columns[*c].name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        sql.push_str(") VALUES ");
+        let mut params = Vec::with_capacity(rows.len() * columns.len());
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for (j, column) in columns.iter().enumerate() {
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                match row.get(*column) {
+                    Some(value) => {
+                        params.push(value.as_deref());
+                        self.placeholder(&mut sql, params.len(), table, *column);
+                    }
+                    None => sql.push_str("DEFAULT"),
+                }
+            }
+            sql.push(')');
+        }
+        if mode == WriteMode::Upsert && self == Self::Postgres {
+            let keys: Vec<String> = primary_key
+                .iter()
+                .map(|c| self.quote(&table.columns[*c].name))
+                .collect();
+            let updates: Vec<String> = columns
+                .iter()
+                .filter(|c| !primary_key.contains(c))
+                .map(|c| {
+                    let name = self.quote(&table.columns[*c].name);
+                    format!("{name} = EXCLUDED.{name}")
+                })
+                .collect();
+            sql.push_str(&format!(" ON CONFLICT ({}) DO ", keys.join(", ")));
+            if updates.is_empty() {
+                sql.push_str("NOTHING");
+            } else {
+                sql.push_str("UPDATE SET ");
+                sql.push_str(&updates.join(", "));
+            }
+        }
+        Statement { sql, params }
+    }
+
+    fn placeholder(self, sql: &mut String, n: usize, table: &Table, column: usize) {
+        match self {
+            Self::MySql => sql.push('?'),
+            Self::Postgres => {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+                if let Some(cast) = &table.columns[column].cast {
+                    sql.push_str("::");
+                    sql.push_str(cast);
+                }
+            }
+        }
+    }
+}
+
+fn last_per_key<'a>(rows: &[&'a Row], primary_key: &[usize]) -> Vec<&'a Row> {
+    let key = |row: &Row| -> Vec<Option<Option<String>>> {
+        primary_key.iter().map(|c| row.get(*c).cloned()).collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<&Row> = rows
+        .iter()
+        .rev()
+        .filter(|row| seen.insert(key(row)))
+        .copied()
+        .collect();
+    out.reverse();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::Column;
+
+    fn table() -> Table {
+        Table::new(
+            "s",
+            "t",
+            vec![
+                Column {
+                    name: "id".into(),
+                    cast: Some("\"pg_catalog\".\"int4\"".into()),
+                },
+                Column {
+                    name: "na\"me`".into(),
+                    cast: Some("\"pg_catalog\".\"text\"".into()),
+                },
+                Column {
+                    name: "v".into(),
+                    cast: None,
+                },
+            ],
+        )
+    }
+
+    fn row(values: &[(usize, Option<&str>)]) -> Row {
+        Row {
+            values: values
+                .iter()
+                .map(|(c, v)| (*c, v.map(str::to_string)))
+                .collect(),
+            bytes: 10,
+        }
+    }
+
+    #[test]
+    fn postgres_insert_casts_binds_and_defaults_missing_keys() {
+        let a = row(&[(0, Some("1")), (1, Some("x"))]);
+        let b = row(&[(0, Some("2")), (2, None)]);
+        let s = Dialect::Postgres.write(&table(), &[&a, &b], WriteMode::Insert, &[]);
+        assert_eq!(
+            s.sql,
+            "INSERT INTO \"s\".\"t\" (\"id\", \"na\"\"me`\", \"v\") VALUES \
+             ($1::\"pg_catalog\".\"int4\", $2::\"pg_catalog\".\"text\", DEFAULT), \
+             ($3::\"pg_catalog\".\"int4\", DEFAULT, $4)"
+        );
+        assert_eq!(s.params, vec![Some("1"), Some("x"), Some("2"), None]);
+    }
+
+    #[test]
+    fn mysql_upsert_is_replace_with_backticks() {
+        let a = row(&[(0, Some("1")), (1, Some("x"))]);
+        let s = Dialect::MySql.write(&table(), &[&a], WriteMode::Upsert, &[0]);
+        assert_eq!(
+            s.sql,
+            "REPLACE INTO `s`.`t` (`id`, `na\"me```) VALUES (?, ?)"
+        );
+    }
+
+    #[test]
+    fn postgres_upsert_keeps_the_last_row_per_key() {
+        let a = row(&[(0, Some("1")), (1, Some("old"))]);
+        let b = row(&[(0, Some("2")), (1, Some("b"))]);
+        let c = row(&[(0, Some("1")), (1, Some("new"))]);
+        let s = Dialect::Postgres.write(&table(), &[&a, &b, &c], WriteMode::Upsert, &[0]);
+        assert!(s.sql.ends_with(
+            "ON CONFLICT (\"id\") DO UPDATE SET \"na\"\"me`\" = EXCLUDED.\"na\"\"me`\""
+        ));
+        assert_eq!(s.params, vec![Some("2"), Some("b"), Some("1"), Some("new")]);
+    }
+
+    #[test]
+    fn key_only_upsert_does_nothing_on_conflict() {
+        let a = row(&[(0, Some("1"))]);
+        let s = Dialect::Postgres.write(&table(), &[&a], WriteMode::Upsert, &[0]);
+        assert!(
+            s.sql.ends_with("ON CONFLICT (\"id\") DO NOTHING"),
+            "{}",
+            s.sql
+        );
+    }
+
+    #[test]
+    fn chunks_respect_the_parameter_limit() {
+        let wide = Row {
+            values: (0..1000).map(|c| (c, Some("x".to_string()))).collect(),
+            bytes: 1000,
+        };
+        let rows: Vec<&Row> = std::iter::repeat_n(&wide, 200).collect();
+        let sizes = Dialect::Postgres.chunk_sizes(&rows);
+        assert_eq!(sizes, vec![65, 65, 65, 5]);
+        assert!(sizes.iter().all(|n| n * 1000 <= MAX_PARAMS));
+    }
+
+    #[test]
+    fn mysql_chunks_stay_under_16_mib() {
+        let big = Row {
+            values: vec![(0, Some(String::new()))],
+            bytes: 3 * 1024 * 1024,
+        };
+        let rows: Vec<&Row> = std::iter::repeat_n(&big, 12).collect();
+        assert_eq!(Dialect::MySql.chunk_sizes(&rows), vec![5, 5, 2]);
+        assert_eq!(Dialect::Postgres.chunk_sizes(&rows), vec![12]);
+    }
+}

@@ -1,0 +1,96 @@
+//! The destination table as the database describes it. Column names used in SQL come only from
+//! here, never from a message.
+
+use std::collections::HashMap;
+
+/// One column of the destination table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// PostgreSQL: the quoted base type (`"pg_catalog"."int4"`) parameters are cast to, so
+    /// text parameters convert with the column's own input rules. Unused on MySQL.
+    pub cast: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// Schema (PostgreSQL) or database (MySQL) holding the table.
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    exact: HashMap<String, usize>,
+    folded: HashMap<String, Option<usize>>,
+}
+
+impl Table {
+    pub fn new(schema: &str, name: &str, columns: Vec<Column>) -> Self {
+        let exact = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let mut folded: HashMap<String, Option<usize>> = HashMap::new();
+        for (i, c) in columns.iter().enumerate() {
+            folded
+                .entry(c.name.to_lowercase())
+                .and_modify(|slot| *slot = None)
+                .or_insert(Some(i));
+        }
+        Self {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            columns,
+            exact,
+            folded,
+        }
+    }
+
+    /// The column a JSON key names: an exact match, else the one column equal to it ignoring
+    /// case (both databases fold unquoted names, so users write keys in either case).
+    pub fn column_index(&self, key: &str) -> Option<usize> {
+        self.exact
+            .get(key)
+            .copied()
+            .or_else(|| self.folded.get(&key.to_lowercase()).copied().flatten())
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(names: &[&str]) -> Table {
+        let columns = names
+            .iter()
+            .map(|n| Column {
+                name: n.to_string(),
+                cast: None,
+            })
+            .collect();
+        Table::new("public", "t", columns)
+    }
+
+    #[test]
+    fn keys_match_exactly_then_ignoring_case() {
+        let t = table(&["id", "Name", "name2"]);
+        assert_eq!(t.column_index("id"), Some(0));
+        assert_eq!(t.column_index("ID"), Some(0));
+        assert_eq!(t.column_index("name"), Some(1));
+        assert_eq!(t.column_index("missing"), None);
+    }
+
+    #[test]
+    fn ambiguous_case_insensitive_match_is_no_match() {
+        let t = table(&["Id", "ID"]);
+        assert_eq!(t.column_index("Id"), Some(0));
+        assert_eq!(t.column_index("id"), None);
+    }
+}
