@@ -70,3 +70,92 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Kafka helpers for tests and the demo.
+pub struct Kafka {
+    pub bootstrap: String,
+}
+
+impl Kafka {
+    pub fn new(bootstrap: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_string(),
+        }
+    }
+
+    pub fn config(&self) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        config
+    }
+
+    /// Creates a topic; an existing one is fine.
+    pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), String> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            self.config().create().map_err(|e| e.to_string())?;
+        let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(format!("create topic {name}: {code}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Produces messages (key, value) round-robin over the partitions, one record per
+    /// produce request so the broker's high watermark is exact.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        messages: &[(Option<String>, Vec<u8>)],
+    ) -> Result<(), String> {
+        self.produce_to(
+            topic,
+            messages
+                .iter()
+                .map(|(k, v)| (None, k.as_deref(), v.as_slice())),
+        )
+        .await
+    }
+
+    /// Produces messages to explicit partitions (None: the partitioner decides).
+    pub async fn produce_to<'a>(
+        &self,
+        topic: &str,
+        messages: impl IntoIterator<Item = (Option<i32>, Option<&'a str>, &'a [u8])>,
+    ) -> Result<(), String> {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = self
+            .config()
+            .set("linger.ms", "0")
+            .set("batch.num.messages", "1")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let mut pending = Vec::new();
+        for (partition, key, value) in messages {
+            let mut record = FutureRecord::<str, [u8]>::to(topic).payload(value);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
+            pending.push(producer.send(record, Duration::from_secs(30)));
+            if pending.len() >= 500 {
+                for result in futures::future::join_all(pending.drain(..)).await {
+                    result.map_err(|(e, _)| e.to_string())?;
+                }
+            }
+        }
+        for result in futures::future::join_all(pending).await {
+            result.map_err(|(e, _)| e.to_string())?;
+        }
+        Ok(())
+    }
+}

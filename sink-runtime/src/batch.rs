@@ -1,0 +1,176 @@
+//! A batch of consumed messages, bounded by rows, bytes and linger time; and the offsets a
+//! finished batch lets the group commit.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use adbsink_crd::WriteSpec;
+use rdkafka::message::{Message, OwnedMessage};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub rows: usize,
+    pub bytes: usize,
+    pub linger: Duration,
+}
+
+impl From<&WriteSpec> for Limits {
+    fn from(spec: &WriteSpec) -> Self {
+        Self {
+            rows: spec.max_batch_rows as usize,
+            bytes: usize::try_from(spec.max_batch_bytes).unwrap_or(usize::MAX),
+            linger: Duration::from_millis(spec.linger_ms),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Batch {
+    limits: Limits,
+    pub messages: Vec<OwnedMessage>,
+    bytes: usize,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            messages: Vec::new(),
+            bytes: 0,
+            started: None,
+        }
+    }
+
+    pub fn push(&mut self, message: OwnedMessage) {
+        self.bytes += message.payload().map_or(0, <[u8]>::len);
+        self.started.get_or_insert_with(Instant::now);
+        self.messages.push(message);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.messages.len() >= self.limits.rows || self.bytes >= self.limits.bytes
+    }
+
+    /// When a partly filled batch must be written anyway.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.started.map(|s| s + self.limits.linger)
+    }
+
+    pub fn is_ready(&self, now: Instant) -> bool {
+        self.is_full() || self.deadline().is_some_and(|d| now >= d)
+    }
+
+    pub fn take(&mut self) -> Vec<OwnedMessage> {
+        self.bytes = 0;
+        self.started = None;
+        std::mem::take(&mut self.messages)
+    }
+
+    /// Drops messages of partitions this consumer no longer owns: they will be consumed again
+    /// from the last commit by their new owner.
+    pub fn drop_partitions(&mut self, revoked: &[(String, i32)]) {
+        self.messages.retain(|m| {
+            !revoked
+                .iter()
+                .any(|(t, p)| t == m.topic() && *p == m.partition())
+        });
+        self.bytes = self
+            .messages
+            .iter()
+            .map(|m| m.payload().map_or(0, <[u8]>::len))
+            .sum();
+        if self.messages.is_empty() {
+            self.started = None;
+        }
+    }
+}
+
+/// Next offset to consume per (topic, partition) once `messages` are all resolved (written,
+/// dead-lettered or rejected to the error topic).
+pub fn next_offsets(messages: &[OwnedMessage]) -> BTreeMap<(String, i32), i64> {
+    let mut out: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for m in messages {
+        let next = out
+            .entry((m.topic().to_string(), m.partition()))
+            .or_insert(0);
+        *next = (*next).max(m.offset() + 1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+
+    use super::*;
+
+    fn message(partition: i32, offset: i64, payload: &[u8]) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(payload.to_vec()),
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        )
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            rows: 3,
+            bytes: 10,
+            linger: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn full_by_rows_or_bytes() {
+        let mut batch = Batch::new(limits());
+        batch.push(message(0, 0, b"ab"));
+        batch.push(message(0, 1, b"cd"));
+        assert!(!batch.is_full());
+        batch.push(message(0, 2, b"e"));
+        assert!(batch.is_full());
+        let mut batch = Batch::new(limits());
+        batch.push(message(0, 0, b"0123456789"));
+        assert!(batch.is_full());
+    }
+
+    #[test]
+    fn ready_after_linger() {
+        let mut batch = Batch::new(limits());
+        assert!(!batch.is_ready(Instant::now()));
+        batch.push(message(0, 0, b"a"));
+        let deadline = batch.deadline().unwrap();
+        assert!(!batch.is_ready(deadline - Duration::from_millis(1)));
+        assert!(batch.is_ready(deadline));
+    }
+
+    #[test]
+    fn revoked_partitions_are_dropped() {
+        let mut batch = Batch::new(limits());
+        batch.push(message(0, 0, b"a"));
+        batch.push(message(1, 0, b"b"));
+        batch.drop_partitions(&[("t".into(), 0)]);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch.messages[0].partition(), 1);
+    }
+
+    #[test]
+    fn next_offsets_per_partition() {
+        let messages = vec![message(0, 5, b""), message(1, 2, b""), message(0, 7, b"")];
+        let next = next_offsets(&messages);
+        assert_eq!(next[&("t".to_string(), 0)], 8);
+        assert_eq!(next[&("t".to_string(), 1)], 3);
+    }
+}

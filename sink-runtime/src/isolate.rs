@@ -1,0 +1,180 @@
+//! Writing a batch so that one bad row cannot hold back the good ones: a run the database
+//! rejects is split in halves, left half first, until every rejected row stands alone.
+
+use crate::database::WriteError;
+use crate::decode::Row;
+
+/// Where rows go; the real one is the database, tests use a fake.
+pub trait RowWriter {
+    fn write(&self, rows: &[&Row]) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Waits before retrying after a transient error; false means give up (shutting down).
+    fn backoff(&self, attempt: u32, error: &WriteError) -> impl Future<Output = bool> + Send;
+}
+
+/// How a batch ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Isolation {
+    /// Rows the database refused, by index, in ascending order.
+    pub rejected: Vec<(usize, WriteError)>,
+    /// Set when `stop_at_first` met a rejection: rows before `rejected[0]` were written, rows
+    /// after it were not attempted.
+    pub stopped: bool,
+}
+
+/// Why isolation ended early.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Interrupted {
+    /// Shutting down while retrying: nothing after the last committed run was written.
+    Shutdown,
+    /// The table changed under us; rows must be decoded again.
+    SchemaChanged(String),
+}
+
+/// Writes `rows`, isolating the ones the database rejects. Transient errors are retried without
+/// end (until shutdown); every run is one transaction, so a retried run is never half-written.
+pub async fn write_isolating<W: RowWriter>(
+    writer: &W,
+    rows: &[&Row],
+    stop_at_first: bool,
+) -> Result<Isolation, Interrupted> {
+    let mut out = Isolation::default();
+    let mut pending = vec![(0, rows.len())];
+    while let Some((start, end)) = pending.pop() {
+        if start == end {
+            continue;
+        }
+        let mut attempt = 0;
+        loop {
+            match writer.write(&rows[start..end]).await {
+                Ok(()) => break,
+                Err(WriteError::SchemaChanged(message)) => {
+                    return Err(Interrupted::SchemaChanged(message));
+                }
+                Err(error @ WriteError::Transient(_)) => {
+                    attempt += 1;
+                    if !writer.backoff(attempt, &error).await {
+                        return Err(Interrupted::Shutdown);
+                    }
+                }
+                Err(error @ WriteError::Rejected { .. }) => {
+                    if end - start == 1 {
+                        out.rejected.push((start, error));
+                        if stop_at_first {
+                            out.stopped = true;
+                            return Ok(out);
+                        }
+                    } else {
+                        let mid = start + (end - start) / 2;
+                        pending.push((mid, end));
+                        pending.push((start, mid));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Rejects any run containing a row whose first value is "bad"; fails transiently for the
+    /// first `outages` calls; records what it wrote.
+    struct Fake {
+        outages: Mutex<u32>,
+        written: Mutex<Vec<String>>,
+        calls: Mutex<u32>,
+    }
+
+    impl Fake {
+        fn new(outages: u32) -> Self {
+            Self {
+                outages: Mutex::new(outages),
+                written: Mutex::default(),
+                calls: Mutex::default(),
+            }
+        }
+    }
+
+    impl RowWriter for Fake {
+        async fn write(&self, rows: &[&Row]) -> Result<(), WriteError> {
+            *self.calls.lock().unwrap() += 1;
+            let mut outages = self.outages.lock().unwrap();
+            if *outages > 0 {
+                *outages -= 1;
+                return Err(WriteError::Transient("down".into()));
+            }
+            let values: Vec<String> = rows
+                .iter()
+                .map(|r| r.values[0].1.clone().unwrap_or_default())
+                .collect();
+            if values.iter().any(|v| v.starts_with("bad")) {
+                return Err(WriteError::Rejected {
+                    message: "no".into(),
+                    sql_state: None,
+                });
+            }
+            self.written.lock().unwrap().extend(values);
+            Ok(())
+        }
+
+        async fn backoff(&self, _attempt: u32, _error: &WriteError) -> bool {
+            true
+        }
+    }
+
+    fn rows(values: &[&str]) -> Vec<Row> {
+        values
+            .iter()
+            .map(|v| Row {
+                values: vec![(0, Some(v.to_string()))],
+                bytes: v.len(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn continue_writes_every_good_row_and_isolates_each_bad_one() {
+        let rows = rows(&["a", "bad1", "b", "c", "d", "bad2", "e"]);
+        let refs: Vec<&Row> = rows.iter().collect();
+        let fake = Fake::new(0);
+        let out = write_isolating(&fake, &refs, false).await.unwrap();
+        assert_eq!(
+            out.rejected.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![1, 5]
+        );
+        assert!(!out.stopped);
+        let mut written = fake.written.lock().unwrap().clone();
+        written.sort();
+        assert_eq!(written, vec!["a", "b", "c", "d", "e"]);
+    }
+
+    #[tokio::test]
+    async fn stop_writes_exactly_the_rows_before_the_first_bad_one() {
+        let rows = rows(&["a", "b", "c", "bad1", "d", "bad2"]);
+        let refs: Vec<&Row> = rows.iter().collect();
+        let fake = Fake::new(0);
+        let out = write_isolating(&fake, &refs, true).await.unwrap();
+        assert_eq!(
+            out.rejected.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![3]
+        );
+        assert!(out.stopped);
+        assert_eq!(*fake.written.lock().unwrap(), vec!["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_without_losing_or_rejecting_rows() {
+        let rows = rows(&["a", "b"]);
+        let refs: Vec<&Row> = rows.iter().collect();
+        let fake = Fake::new(3);
+        let out = write_isolating(&fake, &refs, false).await.unwrap();
+        assert_eq!(out, Isolation::default());
+        assert_eq!(*fake.written.lock().unwrap(), vec!["a", "b"]);
+        assert_eq!(*fake.calls.lock().unwrap(), 4);
+    }
+}

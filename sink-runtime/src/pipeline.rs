@@ -1,0 +1,554 @@
+//! One consumer task, top to bottom: consume → batch → decode → write → dead-letter → commit.
+//!
+//! Two loops per task. The consume loop keeps polling (so the group never evicts the task) and
+//! hands full or lingering batches to the write loop through a one-slot channel; while that
+//! slot is taken it pauses its partitions instead of buffering without bound. The write loop
+//! decodes, writes, routes failures, and only then commits: an offset never moves past a
+//! record that did not reach the table or a dead-letter/error topic.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adbsink_crd::{FailurePolicy, UnknownFields, WriteMode};
+use futures::future::join_all;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::batch::{Batch, Limits, next_offsets};
+use crate::database::WriteError;
+use crate::deadletter::{Failure, Stage, error_headers, record};
+use crate::decode::{DecodeError, Row, decode};
+use crate::isolate::{Interrupted, RowWriter, write_isolating};
+use crate::metrics::ReasonLabel;
+use crate::records::{OffsetRecord, RECORD_VERSION, TaskState, now_rfc3339};
+use crate::sink::Shared;
+use crate::stats::TaskStats;
+use crate::table::Table;
+
+/// Tracks partition ownership for the task: the consume loop drops buffered messages of
+/// revoked partitions, and the status shows what the task owns.
+pub struct TaskContext {
+    revoked: Mutex<Vec<(String, i32)>>,
+    stats: Arc<TaskStats>,
+}
+
+impl ClientContext for TaskContext {}
+
+impl ConsumerContext for TaskContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            revoked.extend(
+                list.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition())),
+            );
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => self
+                .stats
+                .set_partitions(list.elements().iter().map(|e| e.partition()).collect()),
+            Rebalance::Revoke(_) => self.stats.set_partitions(Vec::new()),
+            Rebalance::Error(e) => warn!(error = %e, "rebalance failed"),
+        }
+    }
+}
+
+type TaskConsumer = StreamConsumer<TaskContext>;
+
+/// Runs one task until `shared.stop` is cancelled.
+pub async fn run_task(
+    shared: Arc<Shared>,
+    stats: Arc<TaskStats>,
+    config: rdkafka::ClientConfig,
+) -> crate::Result<()> {
+    let context = TaskContext {
+        revoked: Mutex::default(),
+        stats: stats.clone(),
+    };
+    let consumer: Arc<TaskConsumer> = Arc::new(config.create_with_context(context)?);
+    consumer.subscribe(&[shared.spec.source.topic.as_str()])?;
+    info!(task = %stats.id, "task started");
+    let (tx, rx) = mpsc::channel(1);
+    let halt = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(
+        shared.clone(),
+        stats.clone(),
+        consumer.clone(),
+        rx,
+        halt.clone(),
+    ));
+    consume_loop(&shared, &consumer, tx, &halt).await;
+    if let Err(e) = writer.await {
+        warn!(error = %e, "write loop ended abnormally");
+    }
+    consumer.unsubscribe();
+    info!(task = %stats.id, "task stopped");
+    Ok(())
+}
+
+async fn consume_loop(
+    shared: &Shared,
+    consumer: &TaskConsumer,
+    tx: mpsc::Sender<Vec<OwnedMessage>>,
+    halt: &CancellationToken,
+) {
+    let mut batch = Batch::new(Limits::from(&shared.spec.write));
+    loop {
+        let now = Instant::now();
+        let ready = batch.is_ready(now);
+        let linger = batch.deadline().filter(|_| !ready);
+        tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break,
+            permit = tx.reserve(), if ready && !halt.is_cancelled() => {
+                let Ok(permit) = permit else { break };
+                permit.send(batch.take());
+                set_paused(consumer, false);
+            }
+            message = consumer.recv() => {
+                let revoked = std::mem::take(
+                    &mut *consumer.context().revoked.lock().unwrap_or_else(|p| p.into_inner()),
+                );
+                if !revoked.is_empty() {
+                    batch.drop_partitions(&revoked);
+                }
+                match message {
+                    // After a Stop-policy failure nothing more is taken: the partitions stay
+                    // paused and uncommitted until the sink is restarted.
+                    Ok(_) if halt.is_cancelled() => {
+                        batch.take();
+                        set_paused(consumer, true);
+                    }
+                    Ok(message) => {
+                        shared.metrics.consumed.inc();
+                        batch.push(message.detach());
+                        if batch.is_full() && tx.capacity() == 0 {
+                            set_paused(consumer, true);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "consume error"),
+                }
+            }
+            _ = sleep_until(linger), if linger.is_some() => {}
+        }
+    }
+    // Shutting down: hand over what was read so it is written and committed, not re-read.
+    if !batch.is_empty() && !halt.is_cancelled() {
+        let _ = tx.send(batch.take()).await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+fn set_paused(consumer: &TaskConsumer, paused: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let result = if paused {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    if let Err(e) = result {
+        debug!(error = %e, paused, "pause/resume");
+    }
+}
+
+/// The outcome of one batch: offsets it lets the group commit, and the reason it stopped the
+/// task under the Stop policy.
+struct Resolved {
+    commit: BTreeMap<(String, i32), i64>,
+    failed: Option<String>,
+}
+
+async fn write_loop(
+    shared: Arc<Shared>,
+    stats: Arc<TaskStats>,
+    consumer: Arc<TaskConsumer>,
+    mut rx: mpsc::Receiver<Vec<OwnedMessage>>,
+    halt: CancellationToken,
+) {
+    while let Some(messages) = rx.recv().await {
+        let Ok(resolved) = resolve(&shared, &stats, &messages).await else {
+            info!("stopping during a retry: the batch is not committed and will be read again");
+            return;
+        };
+        commit(
+            &shared,
+            &consumer,
+            &resolved.commit,
+            resolved.failed.is_some(),
+        );
+        if let Some(reason) = resolved.failed {
+            warn!(%reason, "failure policy Stop: task stopped before the bad record");
+            stats.set_state(TaskState::Failed, Some(reason));
+            halt.cancel();
+            return;
+        }
+    }
+}
+
+/// Writes a batch and routes its failures; returns what may be committed.
+async fn resolve(
+    shared: &Shared,
+    stats: &TaskStats,
+    messages: &[OwnedMessage],
+) -> Result<Resolved, Interrupted> {
+    let stop_policy = shared.spec.runtime.failure_policy == FailurePolicy::Stop;
+    let mut refreshed = false;
+    let mut attempt = 0;
+    loop {
+        let table = shared.table(stats).await?;
+        let decoded: Vec<Result<Row, DecodeError>> = messages
+            .iter()
+            .map(|m| {
+                decode(
+                    m.payload(),
+                    &table,
+                    shared.spec.write.unknown_fields,
+                    shared.spec.destination.instance_type,
+                )
+            })
+            .collect();
+        // A key the cached table lacks may be a column added since: look once more.
+        if !refreshed
+            && shared.spec.write.unknown_fields == UnknownFields::Fail
+            && decoded
+                .iter()
+                .any(|d| matches!(d, Err(DecodeError::UnknownColumn(_))))
+            && shared.table_age().await > Duration::from_secs(1)
+        {
+            refreshed = true;
+            shared.forget_table().await;
+            continue;
+        }
+        // Under Stop only the records before the first malformed one may be written.
+        let limit = if stop_policy {
+            decoded
+                .iter()
+                .position(Result::is_err)
+                .unwrap_or(decoded.len())
+        } else {
+            decoded.len()
+        };
+        let good: Vec<(usize, &Row)> = decoded[..limit]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.as_ref().ok().map(|row| (i, row)))
+            .collect();
+        let rows: Vec<&Row> = good.iter().map(|(_, r)| *r).collect();
+        let writer = match DbWriter::new(shared, stats, &table) {
+            Ok(writer) => writer,
+            Err(error) => {
+                attempt += 1;
+                if !backoff(shared, stats, attempt, &error).await {
+                    return Err(Interrupted::Shutdown);
+                }
+                shared.forget_table().await;
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let isolation = match write_isolating(&writer, &rows, stop_policy).await {
+            Err(Interrupted::SchemaChanged(message)) => {
+                attempt += 1;
+                let error = WriteError::SchemaChanged(message);
+                if !backoff(shared, stats, attempt, &error).await {
+                    return Err(Interrupted::Shutdown);
+                }
+                shared.forget_table().await;
+                continue;
+            }
+            other => other?,
+        };
+        shared
+            .metrics
+            .write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        shared.metrics.batch_rows.observe(rows.len() as f64);
+        let written = rows.len() - isolation.rejected.len();
+        stats
+            .written
+            .fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
+        shared.metrics.written.inc_by(written as u64);
+
+        if stop_policy {
+            let first_rejected = isolation.rejected.first().map(|(i, _)| good[*i].0);
+            let fail_at = first_rejected.or((limit < decoded.len()).then_some(limit));
+            return Ok(match fail_at {
+                None => Resolved {
+                    commit: next_offsets(messages),
+                    failed: None,
+                },
+                Some(index) => {
+                    let reason = match (&decoded[index], &isolation.rejected.first()) {
+                        (Err(e), _) => e.to_string(),
+                        (Ok(_), Some((_, e))) => e.to_string(),
+                        (Ok(_), None) => "rejected".into(),
+                    };
+                    let m = &messages[index];
+                    Resolved {
+                        commit: next_offsets(&messages[..index]),
+                        failed: Some(format!(
+                            "{}[{}]@{}: {reason}",
+                            m.topic(),
+                            m.partition(),
+                            m.offset()
+                        )),
+                    }
+                }
+            });
+        }
+
+        let mut failures: Vec<(usize, Failure)> = decoded
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.as_ref().err().map(|e| (i, decode_failure(e))))
+            .collect();
+        failures.extend(
+            isolation
+                .rejected
+                .iter()
+                .map(|(i, e)| (good[*i].0, rejection_failure(e))),
+        );
+        route_failures(shared, stats, messages, &failures).await?;
+        return Ok(Resolved {
+            commit: next_offsets(messages),
+            failed: None,
+        });
+    }
+}
+
+fn decode_failure(error: &DecodeError) -> Failure {
+    Failure {
+        stage: if error.is_sink_error() {
+            Stage::TaskPut
+        } else {
+            Stage::ValueConverter
+        },
+        class_name: "adbsink.JsonDecoder",
+        exception: error.class_name().to_string(),
+        message: error.to_string(),
+        sql_state: None,
+    }
+}
+
+fn rejection_failure(error: &WriteError) -> Failure {
+    let sql_state = match error {
+        WriteError::Rejected { sql_state, .. } => sql_state.clone(),
+        _ => None,
+    };
+    Failure {
+        stage: Stage::TaskPut,
+        class_name: "adbsink.AnalyticDBWriter",
+        exception: "DataRejected".into(),
+        message: error.to_string(),
+        sql_state,
+    }
+}
+
+/// Produces every failed record to its topic and waits for the broker to acknowledge all of
+/// them; a broker outage is retried like a database outage.
+async fn route_failures(
+    shared: &Shared,
+    stats: &TaskStats,
+    messages: &[OwnedMessage],
+    failures: &[(usize, Failure)],
+) -> Result<(), Interrupted> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let headers: Vec<Vec<(String, String)>> = failures
+        .iter()
+        .map(|(i, f)| error_headers(&messages[*i], f, &shared.name, &stats.id))
+        .collect();
+    let mut attempt = 0;
+    loop {
+        let sends = failures
+            .iter()
+            .zip(&headers)
+            .map(|((i, failure), headers)| {
+                let topic = match failure.stage {
+                    Stage::ValueConverter => &shared.topics.dead_letter,
+                    Stage::TaskPut => &shared.topics.error,
+                };
+                shared.producer.send(
+                    record(topic, &messages[*i], headers),
+                    Duration::from_secs(30),
+                )
+            });
+        let results = join_all(sends).await;
+        match results.into_iter().find_map(Result::err) {
+            None => break,
+            Some((e, _)) => {
+                attempt += 1;
+                let error = WriteError::Transient(format!("producing to the error topics: {e}"));
+                if !backoff(shared, stats, attempt, &error).await {
+                    return Err(Interrupted::Shutdown);
+                }
+            }
+        }
+    }
+    for (_, failure) in failures {
+        warn!(
+            stage = failure.stage.as_str(),
+            reason = %failure.exception,
+            message = %failure.message,
+            "record sent to the {} topic",
+            if failure.stage == Stage::ValueConverter { "dead-letter" } else { "error" }
+        );
+        shared
+            .metrics
+            .failed
+            .get_or_create(&ReasonLabel {
+                reason: failure.exception.clone(),
+            })
+            .inc();
+    }
+    stats
+        .failed
+        .fetch_add(failures.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    if stats.state() == TaskState::Retrying {
+        stats.set_state(TaskState::Running, None);
+    }
+    Ok(())
+}
+
+/// Commits offsets of partitions the task still owns, and records them on the offset topic.
+fn commit(
+    shared: &Shared,
+    consumer: &TaskConsumer,
+    offsets: &BTreeMap<(String, i32), i64>,
+    sync: bool,
+) {
+    let owned = consumer.assignment().unwrap_or_default();
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        if owned.find_partition(topic, *partition).is_some() {
+            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        }
+    }
+    if list.count() == 0 {
+        return;
+    }
+    let mode = if sync {
+        CommitMode::Sync
+    } else {
+        CommitMode::Async
+    };
+    if let Err(e) = consumer.commit(&list, mode) {
+        warn!(error = %e, "offset commit failed; the next commit covers it");
+        return;
+    }
+    for e in list.elements() {
+        let Offset::Offset(offset) = e.offset() else {
+            continue;
+        };
+        let record = OffsetRecord {
+            version: RECORD_VERSION,
+            sink: shared.name.clone(),
+            topic: e.topic().to_string(),
+            partition: e.partition(),
+            offset,
+            timestamp: now_rfc3339(),
+        };
+        let (Ok(payload), key) = (serde_json::to_vec(&record), record.key()) else {
+            continue;
+        };
+        // Progress reporting only: the group's commit above is the source of truth.
+        let _ = shared.producer.send_result(
+            FutureRecord::to(&shared.topics.offset)
+                .key(&key)
+                .payload(&payload),
+        );
+    }
+}
+
+/// Waits before a retry with capped exponential backoff, showing RETRYING meanwhile.
+/// Returns false when the sink is stopping.
+pub(crate) async fn backoff(
+    shared: &Shared,
+    stats: &TaskStats,
+    attempt: u32,
+    error: &WriteError,
+) -> bool {
+    warn!(attempt, error = %error, "transient failure; retrying");
+    stats.set_state(TaskState::Retrying, Some(error.to_string()));
+    shared.metrics.retries.inc();
+    let delay = Duration::from_millis(200)
+        .saturating_mul(2u32.saturating_pow(attempt.min(8)))
+        .min(Duration::from_secs(30));
+    tokio::select! {
+        _ = shared.stop.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// The database as a [`RowWriter`].
+struct DbWriter<'a> {
+    shared: &'a Shared,
+    stats: &'a TaskStats,
+    table: &'a Table,
+    mode: WriteMode,
+    primary_key: Vec<usize>,
+}
+
+impl<'a> DbWriter<'a> {
+    fn new(shared: &'a Shared, stats: &'a TaskStats, table: &'a Table) -> Result<Self, WriteError> {
+        let mode = shared.spec.write.write_mode;
+        let mut primary_key = Vec::new();
+        if mode == WriteMode::Upsert {
+            for name in &shared.spec.write.primary_key {
+                match table.column_index(name) {
+                    Some(i) => primary_key.push(i),
+                    None => {
+                        return Err(WriteError::Transient(format!(
+                            "primary key column {name:?} is not a column of the table"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            shared,
+            stats,
+            table,
+            mode,
+            primary_key,
+        })
+    }
+}
+
+impl RowWriter for DbWriter<'_> {
+    async fn write(&self, rows: &[&Row]) -> Result<(), WriteError> {
+        let result = self
+            .shared
+            .database
+            .write(self.table, rows, self.mode, &self.primary_key)
+            .await;
+        if result.is_ok() && self.stats.state() == TaskState::Retrying {
+            self.stats.set_state(TaskState::Running, None);
+        }
+        result
+    }
+
+    async fn backoff(&self, attempt: u32, error: &WriteError) -> bool {
+        backoff(self.shared, self.stats, attempt, error).await
+    }
+}

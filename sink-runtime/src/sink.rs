@@ -1,0 +1,259 @@
+//! A sink process: its share of the consumer tasks, the status reporter, lag metrics and the
+//! health endpoint, all stopped by one cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adbsink_crd::{AnalyticDBSinkSpec, InitialOffset, ResolvedTopics, resolved_topics};
+use rdkafka::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::database::{Database, DatabaseSettings, WriteError};
+use crate::error::Result;
+use crate::isolate::Interrupted;
+use crate::kafka::KafkaConnection;
+use crate::metrics::{Metrics, PartitionLabel};
+use crate::pipeline::{backoff, run_task};
+use crate::provision::Provisioner;
+use crate::records::TaskState;
+use crate::stats::{TaskStats, publish_status};
+use crate::table::Table;
+
+/// Everything a sink process needs, credentials resolved.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub name: String,
+    pub spec: AnalyticDBSinkSpec,
+    pub kafka: KafkaConnection,
+    pub database: DatabaseSettings,
+    /// Consumer tasks this process runs (its share of `spec.source.concurrency`).
+    pub threads: u32,
+    /// Task ids are `<prefix>-<n>`; the pod name in Kubernetes.
+    pub task_prefix: String,
+    /// Extra librdkafka consumer properties, e.g. shorter session timeouts.
+    pub consumer_properties: Vec<(String, String)>,
+    pub http_addr: Option<SocketAddr>,
+    /// How often task status is republished without a change.
+    pub status_period: Duration,
+}
+
+/// State shared by the tasks of one process.
+pub struct Shared {
+    pub name: String,
+    pub spec: AnalyticDBSinkSpec,
+    pub topics: ResolvedTopics,
+    pub database: Database,
+    pub producer: FutureProducer,
+    pub metrics: Arc<Metrics>,
+    pub stop: CancellationToken,
+    table: Mutex<Option<(Arc<Table>, Instant)>>,
+}
+
+impl Shared {
+    /// The table's columns, described on first use and after [`Shared::forget_table`]; a
+    /// database that is down or a table that does not exist yet is retried.
+    pub async fn table(&self, stats: &TaskStats) -> Result<Arc<Table>, Interrupted> {
+        let mut cached = self.table.lock().await;
+        if let Some((table, _)) = &*cached {
+            return Ok(table.clone());
+        }
+        let mut attempt = 0;
+        loop {
+            match self.database.describe().await {
+                Ok(table) => {
+                    let table = Arc::new(table);
+                    *cached = Some((table.clone(), Instant::now()));
+                    if stats.state() == TaskState::Retrying {
+                        stats.set_state(TaskState::Running, None);
+                    }
+                    return Ok(table);
+                }
+                Err(error) => {
+                    attempt += 1;
+                    if !backoff(self, stats, attempt, &error).await {
+                        return Err(Interrupted::Shutdown);
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn forget_table(&self) {
+        *self.table.lock().await = None;
+    }
+
+    pub async fn table_age(&self) -> Duration {
+        self.table
+            .lock()
+            .await
+            .as_ref()
+            .map_or(Duration::MAX, |(_, at)| at.elapsed())
+    }
+}
+
+/// Runs the sink until `stop` is cancelled, then finishes in-flight batches, commits and
+/// returns.
+pub async fn run(config: SinkConfig, stop: CancellationToken) -> Result<()> {
+    let span = info_span!("sink", sink = %config.name);
+    run_inner(config, stop).instrument(span).await
+}
+
+async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
+    let topics = resolved_topics(&config.name, &config.spec.runtime);
+    let group = config
+        .spec
+        .runtime
+        .consumer_group
+        .clone()
+        .unwrap_or_else(|| adbsink_crd::default_consumer_group(&config.name));
+    let producer: FutureProducer = config
+        .kafka
+        .client_config()
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()?;
+    let metrics = Arc::new(Metrics::new(&config.name));
+    let shared = Arc::new(Shared {
+        name: config.name.clone(),
+        spec: config.spec.clone(),
+        topics: topics.clone(),
+        database: Database::connect(&config.database, config.threads + 1),
+        producer: producer.clone(),
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        table: Mutex::new(None),
+    });
+    let changed = Arc::new(Notify::new());
+    let tasks: Vec<Arc<TaskStats>> = (0..config.threads)
+        .map(|n| {
+            Arc::new(TaskStats::new(
+                format!("{}-{n}", config.task_prefix),
+                changed.clone(),
+            ))
+        })
+        .collect();
+    info!(
+        threads = config.threads,
+        topic = %config.spec.source.topic,
+        group = %group,
+        table = %config.spec.destination.table,
+        "sink starting"
+    );
+
+    // Reporters outlive the tasks by a moment so the final states get published.
+    let reporters_stop = CancellationToken::new();
+    let mut reporters = Vec::new();
+    reporters.push(tokio::spawn(publish_status(
+        producer.clone(),
+        topics.status.clone(),
+        config.name.clone(),
+        tasks.clone(),
+        changed.clone(),
+        config.status_period,
+        reporters_stop.clone(),
+    )));
+    reporters.push(tokio::spawn(report_lag(
+        config.kafka.clone(),
+        group.clone(),
+        config.spec.source.topic.clone(),
+        metrics.clone(),
+        reporters_stop.clone(),
+    )));
+    if let Some(addr) = config.http_addr {
+        let (metrics, tasks, stop) = (metrics.clone(), tasks.clone(), reporters_stop.clone());
+        reporters.push(tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(addr, metrics, tasks, stop).await {
+                warn!(error = %e, %addr, "health endpoint failed");
+            }
+        }));
+    }
+
+    let mut handles = Vec::new();
+    for stats in &tasks {
+        let consumer = consumer_config(&config, &group, &stats.id);
+        let (shared, stats) = (shared.clone(), stats.clone());
+        let span = info_span!("task", task = %stats.id);
+        handles.push(tokio::spawn(
+            run_task(shared, stats, consumer).instrument(span),
+        ));
+    }
+    let mut result = Ok(());
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "task ended with an error");
+                result = Err(e);
+            }
+            Err(e) => warn!(error = %e, "task panicked"),
+        }
+    }
+    reporters_stop.cancel();
+    for reporter in reporters {
+        let _ = reporter.await;
+    }
+    shared.database.close().await;
+    let _ = rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5));
+    info!("sink stopped");
+    result
+}
+
+fn consumer_config(config: &SinkConfig, group: &str, task_id: &str) -> ClientConfig {
+    let mut consumer = config.kafka.client_config();
+    consumer
+        .set("group.id", group)
+        .set("client.id", task_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set(
+            "auto.offset.reset",
+            match config.spec.source.initial_offset {
+                InitialOffset::Earliest => "earliest",
+                InitialOffset::Latest => "latest",
+            },
+        );
+    for (key, value) in &config.consumer_properties {
+        consumer.set(key, value);
+    }
+    consumer
+}
+
+/// Refreshes the per-partition lag gauges every 15 s.
+async fn report_lag(
+    kafka: KafkaConnection,
+    group: String,
+    topic: String,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let Ok(provisioner) = Provisioner::new(&kafka) else {
+        return;
+    };
+    loop {
+        if let Ok(lag) = provisioner.lag(&group, &topic).await {
+            for (partition, behind) in lag.partitions {
+                metrics
+                    .lag
+                    .get_or_create(&PartitionLabel {
+                        partition: partition.to_string(),
+                    })
+                    .set(behind);
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
+    }
+}
+
+impl From<WriteError> for crate::Error {
+    fn from(e: WriteError) -> Self {
+        crate::Error::Config(e.to_string())
+    }
+}
