@@ -281,6 +281,36 @@ impl Provisioner {
         .await
     }
 
+    /// The group's committed offset per partition of `topic` (None: nothing committed).
+    pub async fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, Option<i64>>> {
+        let consumer = self.group_consumer(group)?;
+        let topic = topic.to_string();
+        blocking(move || {
+            let partitions = partitions_of(&consumer, &topic)?;
+            Ok(committed(&consumer, &topic, &partitions)?
+                .into_iter()
+                .collect())
+        })
+        .await
+    }
+
+    /// High watermark per partition of `topic`.
+    pub async fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        let consumer: BaseConsumer = self.connection.client_config().create()?;
+        let topic = topic.to_string();
+        blocking(move || {
+            let mut out = BTreeMap::new();
+            for partition in partitions_of(&consumer, &topic)? {
+                out.insert(
+                    partition,
+                    consumer.fetch_watermarks(&topic, partition, TIMEOUT)?.1,
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Reads a compacted topic from the beginning to its current end and returns the latest
     /// record per key, for records this version understands.
     pub async fn read_latest<T: DeserializeOwned + Send + 'static>(

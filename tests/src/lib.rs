@@ -2,6 +2,8 @@
 //! `scripts/dev-services.sh env`), unique names so tests never share state, and polling with
 //! deadlines instead of sleeps.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test support: a panic is the failure report
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -70,6 +72,8 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+pub mod harness;
 
 /// Kafka helpers for tests and the demo.
 pub struct Kafka {

@@ -1,0 +1,325 @@
+//! Running a sink in-process against the local services, and reading what it produced.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use adbsink_crd::{AnalyticDBSink, InstanceType};
+use adbsink_runtime::provision::Provisioner;
+use adbsink_runtime::sink::{self, SinkConfig};
+use adbsink_runtime::standalone::{self, Credentials};
+use adbsink_runtime::{KafkaConnection, Secret};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::Connection;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Services;
+
+/// The two databases the sink writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Postgres,
+    MySql,
+}
+
+impl Db {
+    pub fn instance_type(self) -> InstanceType {
+        match self {
+            Self::Postgres => InstanceType::AnalyticDBForPostgreSQL,
+            Self::MySql => InstanceType::AnalyticDBForMySQL,
+        }
+    }
+
+    fn url(self, services: &Services) -> &str {
+        match self {
+            Self::Postgres => &services.pg_url,
+            Self::MySql => &services.mysql_url,
+        }
+    }
+
+    /// Runs statements (`;`-separated, no `;` inside them).
+    pub async fn execute(self, services: &Services, sql: &str) {
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            match self {
+                Self::Postgres => {
+                    let mut conn = sqlx::PgConnection::connect(self.url(services))
+                        .await
+                        .expect("connect");
+                    sqlx::raw_sql(statement)
+                        .execute(&mut conn)
+                        .await
+                        .expect(statement);
+                }
+                Self::MySql => {
+                    let mut conn = sqlx::MySqlConnection::connect(self.url(services))
+                        .await
+                        .expect("connect");
+                    sqlx::raw_sql(statement)
+                        .execute(&mut conn)
+                        .await
+                        .expect(statement);
+                }
+            }
+        }
+    }
+
+    /// Every row of `query`, each column cast to text by the query itself.
+    pub async fn rows(self, services: &Services, query: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        match self {
+            Self::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(self.url(services))
+                    .await
+                    .expect("connect");
+                let rows = sqlx::query(query).fetch_all(&mut conn).await.expect(query);
+                rows.iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.try_get::<Option<String>, _>(i).expect("text"))
+                            .collect()
+                    })
+                    .collect()
+            }
+            Self::MySql => {
+                let mut conn = sqlx::MySqlConnection::connect(self.url(services))
+                    .await
+                    .expect("connect");
+                let rows = sqlx::query(query).fetch_all(&mut conn).await.expect(query);
+                rows.iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.try_get::<Option<String>, _>(i).expect("text"))
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    pub async fn count(self, services: &Services, table: &str) -> i64 {
+        let rows = self
+            .rows(
+                services,
+                &format!("SELECT CAST(COUNT(*) AS CHAR(20)) FROM {table}"),
+            )
+            .await;
+        rows[0][0]
+            .as_deref()
+            .unwrap_or("0")
+            .trim()
+            .parse()
+            .expect("count")
+    }
+
+    /// Host and port from the URL.
+    fn endpoint(self, services: &Services) -> (String, u16) {
+        let url = self.url(services);
+        let after_at = url.rsplit('@').next().unwrap_or(url);
+        let host_port = after_at.split('/').next().unwrap_or(after_at);
+        let (host, port) = host_port.rsplit_once(':').expect("host:port");
+        (host.to_string(), port.parse().expect("port"))
+    }
+}
+
+/// A sink named `name` from `topic` into `table` with every other setting at its default;
+/// tests change the fields they are about.
+pub fn manifest(
+    services: &Services,
+    db: Db,
+    name: &str,
+    topic: &str,
+    table: &str,
+) -> AnalyticDBSink {
+    let (host, port) = db.endpoint(services);
+    let yaml = format!(
+        "apiVersion: adbsink.io/v1alpha1\nkind: AnalyticDBSink\nmetadata: {{name: {name}}}\nspec:\n  \
+         source: {{bootstrapServers: \"{}\", topic: \"{topic}\"}}\n  \
+         destination: {{instanceType: {:?}, host: \"{host}\", port: {port}, database: adbsink, table: {table}, username: adbsink}}\n",
+        services.kafka_bootstrap,
+        db.instance_type(),
+    );
+    adbsink_crd::from_yaml(&yaml).expect("manifest")
+}
+
+/// A sink running inside the test process.
+pub struct RunningSink {
+    pub config: SinkConfig,
+    stop: CancellationToken,
+    handle: JoinHandle<adbsink_runtime::Result<()>>,
+}
+
+/// Settings that make group joins quick on the test broker.
+pub fn test_consumer_properties() -> Vec<(String, String)> {
+    [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "300"),
+        ("topic.metadata.refresh.interval.ms", "2000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn config(sink: &AnalyticDBSink) -> SinkConfig {
+    let mut config = standalone::config_from(
+        sink,
+        Credentials {
+            password: Some(Secret::new("adbsink")),
+            ..Credentials::default()
+        },
+    )
+    .expect("valid sink");
+    config.consumer_properties = test_consumer_properties();
+    config.status_period = Duration::from_secs(2);
+    config
+}
+
+impl RunningSink {
+    /// Provisions (as standalone mode does) and starts the sink.
+    pub async fn start(config: SinkConfig) -> Self {
+        standalone::provision(&config).await.expect("provision");
+        Self::start_without_provisioning(config)
+    }
+
+    pub fn start_without_provisioning(config: SinkConfig) -> Self {
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(sink::run(config.clone(), stop.clone()));
+        Self {
+            config,
+            stop,
+            handle,
+        }
+    }
+
+    /// Graceful stop, as on SIGTERM: must finish within 30 s.
+    pub async fn stop(self) -> SinkConfig {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("sink stops within 30 s")
+            .expect("sink task")
+            .expect("sink ran without error");
+        self.config
+    }
+
+    pub fn group(&self) -> String {
+        group_of(&self.config)
+    }
+}
+
+pub fn group_of(config: &SinkConfig) -> String {
+    config
+        .spec
+        .runtime
+        .consumer_group
+        .clone()
+        .unwrap_or_else(|| adbsink_crd::default_consumer_group(&config.name))
+}
+
+pub fn provisioner(services: &Services) -> Provisioner {
+    Provisioner::new(&KafkaConnection {
+        bootstrap_servers: services.kafka_bootstrap.clone(),
+        ..KafkaConnection::default()
+    })
+    .expect("provisioner")
+}
+
+/// Committed offset per partition (None when nothing is committed).
+pub async fn committed(
+    services: &Services,
+    group: &str,
+    topic: &str,
+) -> BTreeMap<i32, Option<i64>> {
+    provisioner(services)
+        .committed(group, topic)
+        .await
+        .expect("committed offsets")
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, String>,
+    pub timestamp: Option<i64>,
+}
+
+/// Reads every record of `topic` up to its current end.
+pub async fn read_topic(services: &Services, topic: &str) -> Vec<Read> {
+    let bootstrap = services.kafka_bootstrap.clone();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = crate::Kafka::new(&bootstrap)
+            .config()
+            .set("group.id", "adbsink-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut ends = BTreeMap::new();
+        let mut list = TopicPartitionList::new();
+        for p in metadata.topics()[0].partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
+                .expect("wm");
+            if high > low {
+                ends.insert(p.id(), high);
+                list.add_partition_offset(&topic, p.id(), Offset::Beginning)
+                    .expect("add");
+            }
+        }
+        let mut out = Vec::new();
+        if ends.is_empty() {
+            return out;
+        }
+        consumer.assign(&list).expect("assign");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !ends.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out reading {topic}"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let m = message.expect("message");
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+                timestamp: m.timestamp().to_millis(),
+            });
+            if ends
+                .get(&m.partition())
+                .is_some_and(|end| m.offset() + 1 >= *end)
+            {
+                ends.remove(&m.partition());
+            }
+        }
+        out
+    })
+    .await
+    .expect("reader")
+}

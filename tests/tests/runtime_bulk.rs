@@ -1,0 +1,176 @@
+//! 10,000 messages over 6 partitions reach both databases exactly, with 1 and 6 consumer tasks;
+//! the group ends committed at the topic's end; status and offset records parse.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::time::Duration;
+
+use adbsink_runtime::records::{OffsetRecord, StatusRecord, TaskState};
+use adbsink_tests::harness::{
+    Db, RunningSink, committed, config, manifest, provisioner, read_topic,
+};
+use adbsink_tests::{Kafka, Services, eventually, unique};
+
+const N: i64 = 10_000;
+const PARTITIONS: i32 = 6;
+
+fn message(i: i64) -> String {
+    let note = if i % 7 == 0 {
+        "null".to_string()
+    } else {
+        format!("\"note {i}\"")
+    };
+    format!(
+        r#"{{"id": {i}, "name": "name-{i}", "amount": {}.{:02}, "flag": {}, "doc": {{"k": {i}, "tags": ["a", "b"]}}, "note": {note}}}"#,
+        i % 1000,
+        i % 100,
+        i % 2 == 0
+    )
+}
+
+fn expected(db: Db, i: i64) -> Vec<Option<String>> {
+    let flag = match (db, i % 2 == 0) {
+        (Db::Postgres, b) => b.to_string(),
+        (Db::MySql, true) => "1".into(),
+        (Db::MySql, false) => "0".into(),
+    };
+    vec![
+        Some(i.to_string()),
+        Some(format!("name-{i}")),
+        Some(format!("{}.{:02}", i % 1000, i % 100)),
+        Some(flag),
+        Some(format!(r#"{{"k": {i}, "tags": ["a", "b"]}}"#)),
+        (i % 7 != 0).then(|| format!("note {i}")),
+    ]
+}
+
+async fn create_table(db: Db, services: &Services, table: &str) {
+    let ddl = match db {
+        Db::Postgres => format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(12,2), flag boolean, doc jsonb, note text)"
+        ),
+        Db::MySql => format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, amount DECIMAL(12,2), flag BOOLEAN, doc JSON, note TEXT)"
+        ),
+    };
+    db.execute(services, &ddl).await;
+}
+
+async fn ten_thousand_messages(db: Db, concurrency: u32) {
+    let services = Services::from_env();
+    let name = unique("bulk");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    create_table(db, &services, &table).await;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka.create_topic(&topic, PARTITIONS).await.unwrap();
+    let messages: Vec<(i32, String)> = (0..N)
+        .map(|i| ((i % i64::from(PARTITIONS)) as i32, message(i)))
+        .collect();
+    kafka
+        .produce_to(
+            &topic,
+            messages.iter().map(|(p, m)| (Some(*p), None, m.as_bytes())),
+        )
+        .await
+        .unwrap();
+
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.source.concurrency = concurrency;
+    sink.spec.write.max_batch_rows = 1000;
+    sink.spec.write.linger_ms = 100;
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    eventually(
+        "all rows in the table",
+        Duration::from_secs(180),
+        || async { (db.count(&services, &table).await == N).then_some(()) },
+    )
+    .await;
+    let ends = provisioner(&services).end_offsets(&topic).await.unwrap();
+    eventually(
+        "committed offsets at the end",
+        Duration::from_secs(60),
+        || async {
+            let committed = committed(&services, &group, &topic).await;
+            ends.iter()
+                .all(|(p, end)| committed.get(p) == Some(&Some(*end)))
+                .then_some(())
+        },
+    )
+    .await;
+    let config = running.stop().await;
+
+    let query = match db {
+        Db::Postgres => format!(
+            "SELECT id::text, name, amount::text, flag::text, doc::text, note FROM {table} ORDER BY {table}.id"
+        ),
+        Db::MySql => format!(
+            "SELECT CAST(id AS CHAR), name, CAST(amount AS CHAR), CAST(flag AS CHAR), CAST(doc AS CHAR), note FROM {table} ORDER BY id"
+        ),
+    };
+    let rows = db.rows(&services, &query).await;
+    assert_eq!(rows.len() as i64, N);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row, &expected(db, i as i64), "row {i}");
+    }
+    assert_eq!(
+        ends.values().sum::<i64>(),
+        N,
+        "one record per message on the broker"
+    );
+
+    let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
+    assert!(
+        read_topic(&services, &topics.error).await.is_empty(),
+        "nothing dead-lettered"
+    );
+    let status = provisioner(&services)
+        .read_latest::<StatusRecord>(&topics.status)
+        .await
+        .unwrap();
+    assert_eq!(
+        status.len(),
+        concurrency as usize,
+        "one status record per task: {status:?}"
+    );
+    assert!(
+        status
+            .values()
+            .all(|s| s.state == TaskState::Running && s.sink == config.name)
+    );
+    assert_eq!(
+        status.values().map(|s| s.records_written).sum::<u64>(),
+        N as u64
+    );
+    let offsets = provisioner(&services)
+        .read_latest::<OffsetRecord>(&topics.offset)
+        .await
+        .unwrap();
+    for (partition, end) in &ends {
+        let record = &offsets[&format!("{topic}/{partition}")];
+        assert_eq!(
+            record.offset, *end,
+            "offset record of partition {partition}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_receives_every_row_with_one_task() {
+    ten_thousand_messages(Db::Postgres, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_receives_every_row_with_six_tasks() {
+    ten_thousand_messages(Db::Postgres, 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_receives_every_row_with_one_task() {
+    ten_thousand_messages(Db::MySql, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_receives_every_row_with_six_tasks() {
+    ten_thousand_messages(Db::MySql, 6).await;
+}
