@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 use crate::kafka::KafkaConnection;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a topic must stay silent after its reported end before a full read is trusted.
+const QUIET: Duration = Duration::from_millis(300);
 
 /// What is wrong with one internal topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,15 +344,25 @@ impl Provisioner {
             }
             consumer.assign(&list)?;
             let deadline = std::time::Instant::now() + TIMEOUT;
-            while !ends.is_empty() {
+            // Some brokers report a high watermark inside the last multi-record batch, so
+            // reaching it proves little: read on until the topic has been quiet for a moment.
+            let mut quiet_since: Option<std::time::Instant> = None;
+            loop {
                 if std::time::Instant::now() > deadline {
                     return Err(Error::Kafka(KafkaError::MessageConsumption(
                         RDKafkaErrorCode::OperationTimedOut,
                     )));
                 }
-                let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                    if ends.is_empty() {
+                        let since = *quiet_since.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() >= QUIET {
+                            break;
+                        }
+                    }
                     continue;
                 };
+                quiet_since = None;
                 let message = message?;
                 let key = message
                     .key()
@@ -360,8 +372,6 @@ impl Provisioner {
                 {
                     latest.insert(key, value);
                 }
-                // The high watermark may sit inside the last batch on some brokers: stop at
-                // the last offset below it rather than waiting for one that never comes.
                 if ends
                     .get(&message.partition())
                     .is_some_and(|end| message.offset() + 1 >= *end)

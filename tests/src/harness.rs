@@ -281,14 +281,26 @@ pub async fn read_topic(services: &Services, topic: &str) -> Vec<Read> {
         }
         consumer.assign(&list).expect("assign");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !ends.is_empty() {
+        // The test broker may report a high watermark inside the last multi-record batch:
+        // after reaching it, read on until the topic has been quiet for half a second.
+        let mut quiet_since: Option<std::time::Instant> = None;
+        loop {
             assert!(
                 std::time::Instant::now() < deadline,
                 "timed out reading {topic}"
             );
-            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                if ends.is_empty()
+                    && quiet_since
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        > Duration::from_millis(500)
+                {
+                    break;
+                }
                 continue;
             };
+            quiet_since = None;
             let m = message.expect("message");
             let headers = m
                 .headers()
