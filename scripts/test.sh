@@ -11,9 +11,12 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build (tests run the binaries)" >&2
+cargo build --workspace --bins --locked
 echo "== tests" >&2
-if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  cargo test --workspace --locked --no-fail-fast
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
 fi
+# Outage tests stop a shared database: everything else first, then those alone.
+cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/^outage_/)'
+cargo nextest run --workspace --locked --no-fail-fast -E 'test(/^outage_/)' --test-threads 1

@@ -1,0 +1,169 @@
+//! The `adbsink-runtime` binary as users run it: clear errors and exit codes, a clean exit 0 on
+//! SIGTERM, and the password in no log line even at debug level.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use adbsink_tests::harness::{Db, manifest};
+use adbsink_tests::{Kafka, Services, eventually, unique};
+
+/// The binary next to this test's executable (`cargo build --bins` puts it there).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = dir.join("adbsink-runtime");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+fn write_manifest(sink: &adbsink_crd::AnalyticDBSink) -> tempfile_path::TempPath {
+    let path =
+        std::env::temp_dir().join(format!("{}.yaml", sink.metadata.name.as_deref().unwrap()));
+    std::fs::write(&path, serde_yaml::to_string(sink).unwrap()).unwrap();
+    tempfile_path::TempPath(path)
+}
+
+mod tempfile_path {
+    /// Removes the file when dropped.
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[test]
+fn an_invalid_manifest_exits_2_naming_the_field() {
+    let services = Services::from_env();
+    let mut sink = manifest(&services, Db::Postgres, &unique("cli-bad"), "t", "t");
+    sink.spec.source.concurrency = 4;
+    let file = write_manifest(&sink);
+    let output = Command::new(binary())
+        .args(["standalone", file.0.to_str().unwrap()])
+        .env("ADBSINK_DB_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("spec.source.concurrency"), "{stderr}");
+}
+
+#[test]
+fn manual_mode_names_every_missing_topic() {
+    let services = Services::from_env();
+    let name = unique("cli-manual");
+    let mut sink = manifest(&services, Db::Postgres, &name, "t", "t");
+    sink.spec.runtime.resource_creation = adbsink_crd::ResourceCreation::Manual;
+    let file = write_manifest(&sink);
+    let output = Command::new(binary())
+        .args(["standalone", file.0.to_str().unwrap()])
+        .env("ADBSINK_DB_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for role in ["offset", "config", "status", "error"] {
+        assert!(
+            stderr.contains(&format!("connect-{role}-{name}: does not exist")),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_cleanly_and_the_password_never_reaches_the_log() {
+    let services = Services::from_env();
+    let name = unique("cli-run");
+    let (topic, table, user) = (
+        format!("{name}-in"),
+        name.replace('-', "_"),
+        name.replace('-', "_"),
+    );
+    let password = format!("pw-{}", unique("secret"));
+    Db::Postgres
+        .execute(
+            &services,
+            &format!(
+                "CREATE TABLE {table} (id bigint PRIMARY KEY, v text); \
+                 CREATE USER {user} PASSWORD '{password}'; GRANT ALL ON {table} TO {user}"
+            ),
+        )
+        .await;
+    Kafka::new(&services.kafka_bootstrap)
+        .create_topic(&topic, 2)
+        .await
+        .unwrap();
+    let messages: Vec<String> = (0..200)
+        .map(|i| format!(r#"{{"id": {i}, "v": "v{i}"}}"#))
+        .collect();
+    Kafka::new(&services.kafka_bootstrap)
+        .produce_to(&topic, messages.iter().map(|m| (None, None, m.as_bytes())))
+        .await
+        .unwrap();
+    let mut sink = manifest(&services, Db::Postgres, &name, &topic, &table);
+    sink.spec.destination.username = user.clone();
+    sink.spec.destination.password = Some(password.clone());
+    let file = write_manifest(&sink);
+    let log = std::env::temp_dir().join(format!("{name}.log"));
+    let child = Command::new(binary())
+        .args([
+            "standalone",
+            file.0.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
+        .args([
+            "--kafka-property",
+            "session.timeout.ms=6000",
+            "--kafka-property",
+            "heartbeat.interval.ms=300",
+        ])
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    eventually("200 rows", Duration::from_secs(60), || async {
+        (Db::Postgres.count(&services, &table).await == 200).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "exit 0 on SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped within 30 s"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("sink stopped"), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "JSON logs"
+    );
+    assert!(
+        !text.contains(&password),
+        "the password leaked into the log"
+    );
+}
