@@ -1,1 +1,25 @@
+//! The adbsink operator: reconciles `AnalyticDBSink` resources into Kafka topics, a consumer
+//! group, a credentials Secret and a sink Deployment, and reports what it sees in the status.
+//!
+//! Pure decisions live in `build` (child objects), `status`/`conditions` (what the status says),
+//! `conflict` and the `*_check` functions of `kafka`; `reconcile` strings them together with
+//! the I/O of `apply`, `dereference` and `kafka`.
 
+pub mod apply;
+pub mod build;
+pub mod conditions;
+pub mod conflict;
+pub mod context;
+pub mod controller;
+pub mod dereference;
+pub mod error;
+pub mod kafka;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod server;
+pub mod status;
+
+pub use context::{Config, Context};
+pub use error::{Error, Result};
+pub use reconcile::{error_policy, reconcile};

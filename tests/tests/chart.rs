@@ -167,6 +167,7 @@ fn rbac_grants_exactly_what_the_operator_uses() {
             ]),
         ),
         (("", "configmaps"), verbs(&["get", "list", "watch"])),
+        (("", "pods"), verbs(&["list"])),
         (
             ("apps", "deployments"),
             verbs(&[

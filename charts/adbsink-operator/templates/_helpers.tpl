@@ -103,6 +103,10 @@ RBAC rules for the namespaced resources the operator reconciles. Rendered into o
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch"]
+# Which sink pods still exist, so tasks of replaced pods drop out of the status.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]

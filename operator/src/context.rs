@@ -1,0 +1,123 @@
+//! What every reconcile shares: the API client, the Kafka provisioner factory, the event
+//! recorder, metrics, the operator's settings, and per-sink retry backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adbsink_crd::AnalyticDBSink;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+
+use crate::kafka::{ProvisionerFactory, default_factory};
+use crate::metrics::Metrics;
+
+/// Settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Runtime image for sinks that do not set `spec.sinkTemplate.image`.
+    pub sink_image: String,
+    /// Create a NetworkPolicy per sink.
+    pub network_policies: bool,
+    /// Watched namespaces; empty means all. Also the scope of the consumer-group conflict check,
+    /// since the operator may read sinks nowhere else.
+    pub namespaces: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sink_image: adbsink_crd::DEFAULT_SINK_IMAGE.to_string(),
+            network_policies: false,
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub provisioners: ProvisionerFactory,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    /// Consecutive failures per sink (`namespace/name`), for the error backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+const BACKOFF_BASE: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+impl Context {
+    pub fn new(client: Client, config: Config, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: crate::build::meta::MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            provisioners: default_factory(),
+            metrics,
+            config,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Replaces how Kafka admin clients are made.
+    pub fn with_provisioners(mut self, factory: ProvisionerFactory) -> Self {
+        self.provisioners = factory;
+        self
+    }
+
+    /// Publishes an Event on the sink. A failure to record is logged, never fails the reconcile.
+    pub async fn event(&self, sink: &AnalyticDBSink, warning: bool, reason: &str, note: String) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &sink.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot record event");
+        }
+    }
+
+    /// Next retry delay for a failing sink: 5 s doubling up to 5 min.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else {
+            return BACKOFF_MAX;
+        };
+        let count = failures.entry(key.to_string()).or_insert(0);
+        *count = count.saturating_add(1);
+        backoff_after(*count)
+    }
+
+    pub fn reset_backoff(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
+/// Delay after the `failures`-th consecutive failure.
+fn backoff_after(failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_five_seconds_up_to_five_minutes() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff_after(n).as_secs()).collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff_after(u32::MAX), BACKOFF_MAX);
+    }
+}

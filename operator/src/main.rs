@@ -1,0 +1,229 @@
+//! `adbsink-operator`: parses flags, checks the CRD, serves health and metrics, optionally waits
+//! for the leader Lease, and runs one controller per watched namespace until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use adbsink_crd::AnalyticDBSink;
+use adbsink_operator::leader::{Elector, LeaseSettings};
+use adbsink_operator::metrics::Metrics;
+use adbsink_operator::server::{self, Health};
+use adbsink_operator::{Config, Context, controller};
+use clap::{Parser, ValueEnum};
+use kube::api::ListParams;
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "adbsink-operator", version, about)]
+struct Args {
+    /// Namespaces to watch, comma separated; empty watches all.
+    #[arg(
+        long,
+        env = "ADBSINK_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    watch_namespaces: Vec<String>,
+    /// Runtime image for sinks that do not set spec.sinkTemplate.image.
+    #[arg(long, env = "ADBSINK_SINK_IMAGE", default_value = adbsink_crd::DEFAULT_SINK_IMAGE)]
+    sink_image: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "ADBSINK_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Run only while holding the Lease, so several replicas can be deployed.
+    #[arg(long, env = "ADBSINK_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    #[arg(long, env = "ADBSINK_LEASE_NAME", default_value = "adbsink-operator")]
+    lease_name: String,
+    /// Create a NetworkPolicy per sink allowing egress only to the brokers, the database and DNS.
+    #[arg(long, env = "ADBSINK_NETWORK_POLICIES")]
+    network_policies: bool,
+    #[arg(long, env = "ADBSINK_LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    match run(args).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("adbsink-operator: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode, String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot configure a Kubernetes client: {e}"))?;
+    let namespaces: Vec<String> = args
+        .watch_namespaces
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    // Scoped like the controllers, so a namespaced install needs no cluster-wide read.
+    let probe: Api<AnalyticDBSink> = match namespaces.first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    probe
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot list AnalyticDBSink resources ({e}); is the CRD installed? \
+                 Install it with: kubectl apply --server-side -f charts/adbsink-operator/crds/"
+            )
+        })?;
+
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = Health {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let server = tokio::spawn(server::serve(args.metrics_addr, health, stop.clone()));
+
+    let config = Config {
+        sink_image: args.sink_image.clone(),
+        network_policies: args.network_policies,
+        namespaces: namespaces.clone(),
+    };
+    let ctx = Arc::new(Context::new(client.clone(), config, metrics));
+    let namespaces: Vec<Option<String>> = {
+        let listed: Vec<Option<String>> = args
+            .watch_namespaces
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(|n| Some(n.to_string()))
+            .collect();
+        if listed.is_empty() {
+            vec![None]
+        } else {
+            listed
+        }
+    };
+    ready.store(true, Ordering::Relaxed);
+
+    let code = if args.leader_election {
+        let identity = format!(
+            "{}-{}",
+            std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| "adbsink-operator".into()),
+            std::process::id()
+        );
+        let elector = Elector::new(
+            client,
+            LeaseSettings::new(args.lease_namespace, args.lease_name, identity),
+        );
+        lead(&elector, ctx, namespaces, stop).await
+    } else {
+        run_controllers(ctx, namespaces, stop).await;
+        ExitCode::SUCCESS
+    };
+    if let Ok(Err(e)) = server.await {
+        tracing::warn!(error = %e, "metrics server failed");
+    }
+    Ok(code)
+}
+
+/// Waits for the Lease, runs the controllers while holding it. Losing it exits non-zero so the
+/// pod restarts as a standby with a clean state.
+async fn lead(
+    elector: &Elector,
+    ctx: Arc<Context>,
+    namespaces: Vec<Option<String>>,
+    mut stop: watch::Receiver<bool>,
+) -> ExitCode {
+    if !elector.acquire(&mut stop).await {
+        return ExitCode::SUCCESS;
+    }
+    let (lost_tx, controllers_stop) = watch::channel(false);
+    let mut outer = stop.clone();
+    let controllers = tokio::spawn(run_controllers(ctx, namespaces, controllers_stop));
+    let lost = tokio::select! {
+        () = elector.hold() => true,
+        _ = outer.wait_for(|stopped| *stopped) => false,
+    };
+    let _ = lost_tx.send(true);
+    if let Err(e) = controllers.await {
+        tracing::error!(error = %e, "controllers panicked");
+    }
+    if lost {
+        tracing::error!("lost the leader lease; exiting");
+        ExitCode::FAILURE
+    } else {
+        elector.release().await;
+        ExitCode::SUCCESS
+    }
+}
+
+async fn run_controllers(
+    ctx: Arc<Context>,
+    namespaces: Vec<Option<String>>,
+    stop: watch::Receiver<bool>,
+) {
+    futures::future::join_all(
+        namespaces
+            .into_iter()
+            .map(|ns| controller::run(ctx.clone(), ns, stop.clone())),
+    )
+    .await;
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
