@@ -11,8 +11,8 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== build (tests run the binaries)" >&2
-cargo build --workspace --bins --locked
+echo "== build (bins and tests, one feature set; tests run the binaries)" >&2
+cargo build --workspace --all-targets --locked
 echo "== tests" >&2
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked

@@ -2,6 +2,7 @@
 //! run of rows in one transaction, and say whether a failure is worth retrying.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use adbsink_crd::{DatabaseTlsMode, DestinationSpec, InstanceType, WriteMode};
@@ -199,6 +200,11 @@ impl Database {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
+        if let (Pool::Postgres(pool), WriteMode::Insert) = (&self.pool, mode) {
+            return copy_in_transaction(pool, table, rows)
+                .await
+                .map_err(|e| classify(&e));
+        }
         let mut statements = Vec::new();
         let mut start = 0;
         for size in self.dialect.chunk_sizes(rows) {
@@ -223,6 +229,198 @@ impl Database {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// Name of the table holding, per sink and source partition, the next offset to consume, in
+/// the same database and schema as the destination table (`write.exactlyOnce`).
+pub const OFFSETS_TABLE: &str = "adbsink_offsets";
+
+/// One batch written exactly once: a PostgreSQL transaction holding the batch's rows and its
+/// offsets. Each run of rows is tried under a savepoint, so a rejected run is undone without
+/// losing the rest; the offsets and the rows commit together or not at all.
+pub struct Session {
+    tx: tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>,
+    offsets: String,
+    sink: String,
+}
+
+impl Database {
+    /// Creates the offsets table if it does not exist.
+    pub async fn ensure_offsets_table(&self) -> Result<(), WriteError> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Err(WriteError::Transient("exactlyOnce needs PostgreSQL".into()));
+        };
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} (sink text NOT NULL, topic text NOT NULL, \
+             partition integer NOT NULL, next_offset bigint NOT NULL, PRIMARY KEY (sink, topic, partition))",
+            self.offsets_table()
+        );
+        sqlx::query(&sql)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    fn offsets_table(&self) -> String {
+        format!(
+            "{}.{}",
+            self.dialect.quote(&self.schema),
+            self.dialect.quote(OFFSETS_TABLE)
+        )
+    }
+
+    /// Begins a session and returns the stored next offset of each given partition, locked
+    /// until the session ends so no other task writes the same partitions meanwhile.
+    pub async fn begin_session(
+        &self,
+        sink: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<(Session, BTreeMap<i32, i64>), WriteError> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Err(WriteError::Transient("exactlyOnce needs PostgreSQL".into()));
+        };
+        let mut tx = pool.begin().await.map_err(|e| classify(&e))?;
+        let sql = format!(
+            "SELECT partition, next_offset FROM {} WHERE sink = $1 AND topic = $2 AND partition = ANY($3) FOR UPDATE",
+            self.offsets_table()
+        );
+        let stored: Vec<(i32, i64)> = sqlx::query_as(&sql)
+            .bind(sink)
+            .bind(topic)
+            .bind(partitions)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| classify(&e))?;
+        let session = Session {
+            tx: tokio::sync::Mutex::new(tx),
+            offsets: self.offsets_table(),
+            sink: sink.to_string(),
+        };
+        Ok((session, stored.into_iter().collect()))
+    }
+}
+
+impl Session {
+    /// Writes one run under a savepoint. A lost connection aborts the whole session, which the
+    /// caller starts again; it is reported as a schema change so the batch is redone.
+    pub async fn write(
+        &self,
+        table: &Table,
+        rows: &[&Row],
+        mode: WriteMode,
+        primary_key: &[usize],
+    ) -> Result<(), WriteError> {
+        let mut tx = self.tx.lock().await;
+        let conn: &mut sqlx::PgConnection = &mut tx;
+        let restart = |e: &sqlx::Error| match classify(e) {
+            WriteError::Transient(m) => WriteError::SchemaChanged(format!("transaction lost: {m}")),
+            other => other,
+        };
+        sqlx::query("SAVEPOINT adbsink_run")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| restart(&e))?;
+        let result = match mode {
+            WriteMode::Insert => copy_rows(&mut *conn, table, rows).await,
+            WriteMode::Upsert => {
+                let dialect = Dialect::Postgres;
+                let mut result = Ok(());
+                let mut start = 0;
+                for size in dialect.chunk_sizes(rows) {
+                    let st = dialect.write(table, &rows[start..start + size], mode, primary_key);
+                    start += size;
+                    let mut query = sqlx::query(&st.sql);
+                    for param in st.params {
+                        query = query.bind(param);
+                    }
+                    if let Err(e) = query.execute(&mut *conn).await {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                result
+            }
+        };
+        match result {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT adbsink_run")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| restart(&e))?;
+                Ok(())
+            }
+            Err(e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT adbsink_run")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| restart(&e))?;
+                Err(restart(&e))
+            }
+        }
+    }
+
+    /// Stores the next offsets and commits rows and offsets together.
+    pub async fn commit(
+        self,
+        topic_offsets: &BTreeMap<(String, i32), i64>,
+    ) -> Result<(), WriteError> {
+        let mut tx = self.tx.into_inner();
+        let sql = format!(
+            "INSERT INTO {} (sink, topic, partition, next_offset) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sink, topic, partition) DO UPDATE SET next_offset = GREATEST({}.next_offset, EXCLUDED.next_offset)",
+            self.offsets, self.offsets
+        );
+        for ((topic, partition), next) in topic_offsets {
+            sqlx::query(&sql)
+                .bind(&self.sink)
+                .bind(topic)
+                .bind(partition)
+                .bind(next)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        tx.commit().await.map_err(|e| classify(&e))
+    }
+}
+
+/// PostgreSQL's bulk path: one COPY per group of rows setting the same columns, all in one
+/// transaction. COPY parses values with the columns' input functions, like the INSERT casts.
+async fn copy_in_transaction(
+    pool: &PgPool,
+    table: &Table,
+    rows: &[&Row],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    copy_rows(&mut tx, table, rows).await?;
+    tx.commit().await
+}
+
+async fn copy_rows(
+    conn: &mut sqlx::PgConnection,
+    table: &Table,
+    rows: &[&Row],
+) -> Result<(), sqlx::Error> {
+    const CHUNK: usize = 1 << 20;
+    let mut buffer = Vec::with_capacity(CHUNK + 4096);
+    for (sql, group) in crate::dialect::copy_groups(table, rows) {
+        let mut copy = conn.copy_in_raw(&sql).await?;
+        for row in group {
+            crate::dialect::copy_line(row, &mut buffer);
+            if buffer.len() >= CHUNK {
+                copy.send(buffer.as_slice()).await?;
+                buffer.clear();
+            }
+        }
+        if !buffer.is_empty() {
+            copy.send(buffer.as_slice()).await?;
+            buffer.clear();
+        }
+        copy.finish().await?;
+    }
+    Ok(())
 }
 
 async fn in_transaction<DB>(

@@ -165,6 +165,55 @@ impl Dialect {
     }
 }
 
+/// PostgreSQL Insert mode: rows grouped by the columns they set, each group one
+/// `COPY … FROM STDIN` in text format. A column a row does not set is left out of its group's
+/// column list, so it takes its default exactly as `DEFAULT` would in an INSERT.
+pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row]) -> Vec<(String, Vec<&'a Row>)> {
+    let mut groups: std::collections::BTreeMap<Vec<usize>, Vec<&Row>> = Default::default();
+    for row in rows {
+        let columns: Vec<usize> = row.values.iter().map(|(c, _)| *c).collect();
+        groups.entry(columns).or_default().push(row);
+    }
+    groups
+        .into_iter()
+        .map(|(columns, rows)| {
+            let q = |c: &usize| Dialect::Postgres.quote(&table.columns[*c].name);
+            let list: Vec<String> = columns.iter().map(q).collect();
+            let sql = format!(
+                "COPY {}.{} ({}) FROM STDIN",
+                Dialect::Postgres.quote(&table.schema),
+                Dialect::Postgres.quote(&table.name),
+                list.join(", ")
+            );
+            (sql, rows)
+        })
+        .collect()
+}
+
+/// One row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
+pub fn copy_line(row: &Row, out: &mut Vec<u8>) {
+    for (i, (_, value)) in row.values.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match value {
+            None => out.extend_from_slice(b"\\N"),
+            Some(text) => {
+                for byte in text.bytes() {
+                    match byte {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        other => out.push(other),
+                    }
+                }
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
 fn last_per_key<'a>(rows: &[&'a Row], primary_key: &[usize]) -> Vec<&'a Row> {
     let key = |row: &Row| -> Vec<Option<Option<String>>> {
         primary_key.iter().map(|c| row.get(*c).cloned()).collect()
@@ -261,6 +310,30 @@ mod tests {
             "{}",
             s.sql
         );
+    }
+
+    #[test]
+    fn copy_groups_rows_by_the_columns_they_set() {
+        let a = row(&[(0, Some("1")), (1, Some("x"))]);
+        let b = row(&[(0, Some("2"))]);
+        let c = row(&[(0, Some("3")), (1, Some("y"))]);
+        let groups = copy_groups(&table(), &[&a, &b, &c]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].0, "COPY \"s\".\"t\" (\"id\") FROM STDIN");
+        assert_eq!(groups[0].1, vec![&b]);
+        assert_eq!(
+            groups[1].0,
+            "COPY \"s\".\"t\" (\"id\", \"na\"\"me`\") FROM STDIN"
+        );
+        assert_eq!(groups[1].1, vec![&a, &c]);
+    }
+
+    #[test]
+    fn copy_lines_escape_what_the_text_format_reserves() {
+        let r = row(&[(0, Some("a\tb\\c\nd\re")), (1, None), (2, Some("\\N"))]);
+        let mut out = Vec::new();
+        copy_line(&r, &mut out);
+        assert_eq!(out, b"a\\tb\\\\c\\nd\\re\t\\N\t\\\\N\n".to_vec());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::batch::{Batch, Limits, next_offsets};
-use crate::database::WriteError;
+use crate::database::{Session, WriteError};
 use crate::deadletter::{Failure, Stage, error_headers, record};
 use crate::decode::{DecodeError, Row, decode};
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
@@ -185,7 +185,12 @@ async fn write_loop(
     halt: CancellationToken,
 ) {
     while let Some(messages) = rx.recv().await {
-        let Ok(resolved) = resolve(&shared, &stats, &messages).await else {
+        let resolved = if shared.spec.write.exactly_once {
+            resolve_exactly_once(&shared, &stats, &messages).await
+        } else {
+            resolve(&shared, &stats, &messages, None).await
+        };
+        let Ok(resolved) = resolved else {
             info!("stopping during a retry: the batch is not committed and will be read again");
             return;
         };
@@ -204,11 +209,79 @@ async fn write_loop(
     }
 }
 
-/// Writes a batch and routes its failures; returns what may be committed.
+/// `write.exactlyOnce`: the batch's rows and its next offsets commit in one PostgreSQL
+/// transaction, and records the table already holds (a replay after a crash or rebalance) are
+/// skipped before decoding. Failed records are acknowledged by the broker before the commit.
+async fn resolve_exactly_once(
+    shared: &Shared,
+    stats: &TaskStats,
+    messages: &[OwnedMessage],
+) -> Result<Resolved, Interrupted> {
+    let topic = &shared.spec.source.topic;
+    let mut partitions: Vec<i32> = messages.iter().map(Message::partition).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    let mut attempt = 0;
+    let mut last_error = WriteError::Transient(String::new());
+    loop {
+        if attempt > 0 && !backoff(shared, stats, attempt, &last_error).await {
+            return Err(Interrupted::Shutdown);
+        }
+        attempt += 1;
+        if let Err(e) = shared.ensure_offsets_table().await {
+            last_error = e;
+            continue;
+        }
+        let (session, stored) = match shared
+            .database
+            .begin_session(&shared.name, topic, &partitions)
+            .await
+        {
+            Ok(begun) => begun,
+            Err(e) => {
+                last_error = e;
+                continue;
+            }
+        };
+        let (fresh, done): (Vec<OwnedMessage>, Vec<OwnedMessage>) =
+            messages.iter().cloned().partition(|m| {
+                stored
+                    .get(&m.partition())
+                    .is_none_or(|next| m.offset() >= *next)
+            });
+        if !done.is_empty() {
+            info!(
+                skipped = done.len(),
+                "records already in the table: not written again"
+            );
+        }
+        let mut resolved = match resolve(shared, stats, &fresh, Some(&session)).await {
+            Ok(resolved) => resolved,
+            Err(Interrupted::Shutdown) => return Err(Interrupted::Shutdown),
+            Err(Interrupted::SchemaChanged(message)) => {
+                shared.forget_table().await;
+                last_error = WriteError::SchemaChanged(message);
+                continue;
+            }
+        };
+        for (key, next) in next_offsets(&done) {
+            let entry = resolved.commit.entry(key).or_insert(next);
+            *entry = (*entry).max(next);
+        }
+        match session.commit(&resolved.commit).await {
+            Ok(()) => return Ok(resolved),
+            Err(e) => last_error = e,
+        }
+    }
+}
+
+/// Writes a batch and routes its failures; returns what may be committed. With a session
+/// (exactly-once), rows go into its transaction and a lost transaction ends the call.
 async fn resolve(
     shared: &Shared,
     stats: &TaskStats,
     messages: &[OwnedMessage],
+    session: Option<&Session>,
 ) -> Result<Resolved, Interrupted> {
     let stop_policy = shared.spec.runtime.failure_policy == FailurePolicy::Stop;
     let mut refreshed = false;
@@ -253,7 +326,7 @@ async fn resolve(
             .filter_map(|(i, d)| d.as_ref().ok().map(|row| (i, row)))
             .collect();
         let rows: Vec<&Row> = good.iter().map(|(_, r)| *r).collect();
-        let writer = match DbWriter::new(shared, stats, &table) {
+        let writer = match DbWriter::new(shared, stats, &table, session) {
             Ok(writer) => writer,
             Err(error) => {
                 attempt += 1;
@@ -266,6 +339,9 @@ async fn resolve(
         };
         let started = Instant::now();
         let isolation = match write_isolating(&writer, &rows, stop_policy).await {
+            Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
+                return Err(Interrupted::SchemaChanged(message));
+            }
             Err(Interrupted::SchemaChanged(message)) => {
                 attempt += 1;
                 let error = WriteError::SchemaChanged(message);
@@ -507,10 +583,16 @@ struct DbWriter<'a> {
     table: &'a Table,
     mode: WriteMode,
     primary_key: Vec<usize>,
+    session: Option<&'a Session>,
 }
 
 impl<'a> DbWriter<'a> {
-    fn new(shared: &'a Shared, stats: &'a TaskStats, table: &'a Table) -> Result<Self, WriteError> {
+    fn new(
+        shared: &'a Shared,
+        stats: &'a TaskStats,
+        table: &'a Table,
+        session: Option<&'a Session>,
+    ) -> Result<Self, WriteError> {
         let mode = shared.spec.write.write_mode;
         let mut primary_key = Vec::new();
         if mode == WriteMode::Upsert {
@@ -531,17 +613,26 @@ impl<'a> DbWriter<'a> {
             table,
             mode,
             primary_key,
+            session,
         })
     }
 }
 
 impl RowWriter for DbWriter<'_> {
     async fn write(&self, rows: &[&Row]) -> Result<(), WriteError> {
-        let result = self
-            .shared
-            .database
-            .write(self.table, rows, self.mode, &self.primary_key)
-            .await;
+        let result = match self.session {
+            Some(session) => {
+                session
+                    .write(self.table, rows, self.mode, &self.primary_key)
+                    .await
+            }
+            None => {
+                self.shared
+                    .database
+                    .write(self.table, rows, self.mode, &self.primary_key)
+                    .await
+            }
+        };
         if result.is_ok() && self.stats.state() == TaskState::Retrying {
             self.stats.set_state(TaskState::Running, None);
         }

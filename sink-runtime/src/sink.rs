@@ -51,6 +51,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub stop: CancellationToken,
     table: Mutex<Option<(Arc<Table>, Instant)>>,
+    offsets_table: tokio::sync::OnceCell<()>,
 }
 
 impl Shared {
@@ -80,6 +81,14 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Creates the exactly-once offsets table once per process.
+    pub async fn ensure_offsets_table(&self) -> Result<(), WriteError> {
+        self.offsets_table
+            .get_or_try_init(|| self.database.ensure_offsets_table())
+            .await
+            .map(|_| ())
     }
 
     pub async fn forget_table(&self) {
@@ -126,6 +135,7 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         metrics: metrics.clone(),
         stop: stop.clone(),
         table: Mutex::new(None),
+        offsets_table: tokio::sync::OnceCell::new(),
     });
     let changed = Arc::new(Notify::new());
     let tasks: Vec<Arc<TaskStats>> = (0..config.threads)

@@ -48,11 +48,6 @@ pub fn config_from(sink: &AnalyticDBSink, credentials: Credentials) -> Result<Si
             .map(|p| p.expose().to_string());
     }
     validate(&checked)?;
-    if sink.spec.write.exactly_once {
-        return Err(Error::Config(
-            "spec.write.exactlyOnce is not implemented yet; use writeMode Upsert for idempotent replays".into(),
-        ));
-    }
     let name = sink.metadata.name.clone().unwrap_or_default();
     let spec = &sink.spec;
     let password = match (&spec.destination.password, credentials.password) {

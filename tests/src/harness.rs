@@ -184,6 +184,11 @@ impl RunningSink {
     }
 
     pub fn start_without_provisioning(config: SinkConfig) -> Self {
+        // RUST_LOG=info (or debug) shows the sink's own log in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let stop = CancellationToken::new();
         let handle = tokio::spawn(sink::run(config.clone(), stop.clone()));
         Self {
