@@ -19,4 +19,6 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 # Outage tests stop a shared database: everything else first, then those alone.
 cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/^outage_/)'
+echo "== benchmark smoke (row counts only, no timing asserted)" >&2
+target/debug/bench --messages 20000 --quick
 cargo nextest run --workspace --locked --no-fail-fast -E 'test(/^outage_/)' --test-threads 1

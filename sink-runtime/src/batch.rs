@@ -69,10 +69,31 @@ impl Batch {
         self.is_full() || self.deadline().is_some_and(|d| now >= d)
     }
 
+    /// Whether a full batch is waiting and the next one is full too: time to pause fetching.
+    pub fn is_backlogged(&self) -> bool {
+        self.messages.len() >= 2 * self.limits.rows || self.bytes >= 2 * self.limits.bytes
+    }
+
+    /// Takes the oldest messages up to the limits; what is left starts the next batch.
     pub fn take(&mut self) -> Vec<OwnedMessage> {
-        self.bytes = 0;
-        self.started = None;
-        std::mem::take(&mut self.messages)
+        let mut rows = 0;
+        let mut bytes = 0;
+        for m in &self.messages {
+            let size = m.payload().map_or(0, <[u8]>::len);
+            if rows > 0 && (rows >= self.limits.rows || bytes + size > self.limits.bytes) {
+                break;
+            }
+            rows += 1;
+            bytes += size;
+        }
+        let rest = self.messages.split_off(rows);
+        self.bytes -= bytes;
+        self.started = if rest.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        std::mem::replace(&mut self.messages, rest)
     }
 
     /// Drops messages of partitions this consumer no longer owns: they will be consumed again
@@ -154,6 +175,24 @@ mod tests {
         let deadline = batch.deadline().unwrap();
         assert!(!batch.is_ready(deadline - Duration::from_millis(1)));
         assert!(batch.is_ready(deadline));
+    }
+
+    #[test]
+    fn take_respects_the_limits_and_keeps_the_rest() {
+        let mut batch = Batch::new(limits());
+        for offset in 0..7 {
+            batch.push(message(0, offset, b"a"));
+        }
+        assert!(batch.is_backlogged());
+        assert_eq!(batch.take().len(), 3);
+        assert_eq!(batch.len(), 4);
+        assert!(!batch.is_backlogged());
+        assert_eq!(
+            batch.take().iter().map(|m| m.offset()).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(batch.take().len(), 1);
+        assert!(batch.is_empty() && batch.deadline().is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use adbsink_crd::{DatabaseTlsMode, DestinationSpec, InstanceType, WriteMode};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
-use sqlx::{Executor, Row as _};
+use sqlx::{ConnectOptions, Executor, Row as _};
 
 use crate::decode::Row;
 use crate::dialect::{Dialect, Statement};
@@ -89,6 +89,9 @@ impl Database {
                 if let Some(ca) = &settings.ca_file {
                     options = options.ssl_ca(ca);
                 }
+                // Statements are multi-row and megabytes long: logging them is noise. Slow
+                // writes show in the write_seconds histogram instead.
+                let options = options.disable_statement_logging();
                 Pool::MySql(
                     MySqlPoolOptions::new()
                         .max_connections(max_connections)
@@ -124,6 +127,7 @@ impl Database {
                 if let Some(ca) = &settings.ca_file {
                     options = options.ssl_root_cert(ca);
                 }
+                let options = options.disable_statement_logging();
                 Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(max_connections)

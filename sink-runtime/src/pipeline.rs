@@ -114,8 +114,11 @@ async fn consume_loop(
             _ = shared.stop.cancelled() => break,
             permit = tx.reserve(), if ready && !halt.is_cancelled() => {
                 let Ok(permit) = permit else { break };
+                let was_backlogged = batch.is_backlogged();
                 permit.send(batch.take());
-                set_paused(consumer, false);
+                if was_backlogged {
+                    set_paused(consumer, false);
+                }
             }
             message = consumer.recv() => {
                 let revoked = std::mem::take(
@@ -134,7 +137,9 @@ async fn consume_loop(
                     Ok(message) => {
                         shared.metrics.consumed.inc();
                         batch.push(message.detach());
-                        if batch.is_full() && tx.capacity() == 0 {
+                        // Pausing drops librdkafka's prefetched messages and resuming refetches
+                        // them: only worth it once a second batch is waiting behind a busy writer.
+                        if batch.is_backlogged() {
                             set_paused(consumer, true);
                         }
                     }

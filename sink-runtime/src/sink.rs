@@ -220,6 +220,10 @@ fn consumer_config(config: &SinkConfig, group: &str, task_id: &str) -> ClientCon
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
+        // librdkafka prefetches up to 64 MiB per consumer by default; one batch ahead is
+        // enough to keep the writer busy and keeps a pod's memory bounded.
+        .set("queued.max.messages.kbytes", "8192")
+        .set("fetch.max.bytes", "8388608")
         .set(
             "auto.offset.reset",
             match config.spec.source.initial_offset {

@@ -40,6 +40,19 @@ mod tempfile_path {
     }
 }
 
+/// A plain HTTP/1.1 GET; None while the server is not up yet.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
 #[test]
 fn an_invalid_manifest_exits_2_naming_the_field() {
     let services = Services::from_env();
@@ -79,7 +92,7 @@ fn manual_mode_names_every_missing_topic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_cleanly_and_the_password_never_reaches_the_log() {
+async fn serves_metrics_stops_cleanly_on_sigterm_and_never_logs_the_password() {
     let services = Services::from_env();
     let name = unique("cli-run");
     let (topic, table, user) = (
@@ -113,7 +126,13 @@ async fn sigterm_finishes_cleanly_and_the_password_never_reaches_the_log() {
     sink.spec.destination.password = Some(password.clone());
     let file = write_manifest(&sink);
     let log = std::env::temp_dir().join(format!("{name}.log"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(binary())
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args([
             "standalone",
             file.0.to_str().unwrap(),
@@ -137,6 +156,38 @@ async fn sigterm_finishes_cleanly_and_the_password_never_reaches_the_log() {
         (Db::Postgres.count(&services, &table).await == 200).then_some(())
     })
     .await;
+    let metrics = eventually(
+        "written rows in /metrics",
+        Duration::from_secs(30),
+        || async {
+            let text = http_get(port, "/metrics").await?;
+            text.contains(&format!(
+                "adbsink_records_written_total{{sink=\"{name}\"}} 200"
+            ))
+            .then_some(text)
+        },
+    )
+    .await;
+    for family in [
+        "adbsink_records_consumed_total",
+        "adbsink_batch_rows",
+        "adbsink_write_seconds",
+        "adbsink_write_retries_total",
+    ] {
+        assert!(metrics.contains(family), "{family} missing from\n{metrics}");
+    }
+    assert!(
+        http_get(port, "/healthz")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(
+        http_get(port, "/readyz")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
     let started = std::time::Instant::now();
     assert!(
         Command::new("kill")

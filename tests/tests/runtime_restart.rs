@@ -101,15 +101,23 @@ async fn restart_mid_stream(db: Db, mode: WriteMode) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_in_upsert_mode_loses_nothing_and_duplicates_nothing() {
+async fn postgres_restart_in_upsert_mode_loses_nothing_and_duplicates_nothing() {
     restart_mid_stream(Db::Postgres, WriteMode::Upsert).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restart_in_upsert_mode_loses_nothing_and_duplicates_nothing() {
     restart_mid_stream(Db::MySql, WriteMode::Upsert).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_in_insert_mode_replays_nothing_committed() {
-    restart_mid_stream(Db::MySql, WriteMode::Insert).await;
+async fn postgres_restart_in_insert_mode_replays_nothing_committed() {
     restart_mid_stream(Db::Postgres, WriteMode::Insert).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restart_in_insert_mode_replays_nothing_committed() {
+    restart_mid_stream(Db::MySql, WriteMode::Insert).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

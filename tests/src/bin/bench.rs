@@ -452,9 +452,13 @@ async fn adbsink(
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut peak = 0.0f64;
+    let mut first_row: Option<f64> = None;
     loop {
         peak = peak.max(rss_mib(pid).unwrap_or(0.0));
         let count = db.count(services, &table).await as usize;
+        if count > 0 && first_row.is_none() {
+            first_row = Some(started.elapsed().as_secs_f64());
+        }
         if count >= n {
             assert_eq!(count, n, "{name}: exactly one row per message");
             break;
@@ -479,6 +483,10 @@ async fn adbsink(
     assert!(status.success(), "{name}: exit {status}");
     let _ = std::fs::remove_file(&file);
     db.execute(services, &format!("DROP TABLE {table}")).await;
+    eprintln!(
+        "bench: {name}: first row after {:.2} s (start-up, group join), all rows after {seconds:.2} s",
+        first_row.unwrap_or(seconds)
+    );
     Row {
         name: format!("adbsink {} {mode} concurrency {concurrency}", name_of(db)),
         rows: n,
