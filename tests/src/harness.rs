@@ -143,6 +143,30 @@ pub fn manifest(
     adbsink_crd::from_yaml(&yaml).expect("manifest")
 }
 
+/// Produces `{"id": i, "v": "value i"}` for each id, to partition `i % partitions`.
+pub async fn produce_ids(
+    services: &Services,
+    topic: &str,
+    ids: std::ops::Range<i64>,
+    partitions: i64,
+) {
+    let messages: Vec<(i32, String)> = ids
+        .map(|i| {
+            (
+                (i % partitions) as i32,
+                format!(r#"{{"id": {i}, "v": "value {i}"}}"#),
+            )
+        })
+        .collect();
+    crate::Kafka::new(&services.kafka_bootstrap)
+        .produce_to(
+            topic,
+            messages.iter().map(|(p, m)| (Some(*p), None, m.as_bytes())),
+        )
+        .await
+        .expect("produce");
+}
+
 /// A sink running inside the test process.
 pub struct RunningSink {
     pub config: SinkConfig,

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use adbsink_runtime::records::{StatusRecord, TaskState};
-use adbsink_tests::harness::{Db, RunningSink, config, manifest, provisioner, read_topic};
+use adbsink_tests::harness::{
+    Db, RunningSink, config, manifest, produce_ids, provisioner, read_topic,
+};
 use adbsink_tests::{Kafka, Services, eventually, unique};
 
 fn service(services: &Services, action: &str, name: &str) {
@@ -18,16 +20,6 @@ fn service(services: &Services, action: &str, name: &str) {
         .status()
         .expect("run dev-services.sh");
     assert!(status.success(), "dev-services.sh {action} {name}");
-}
-
-async fn produce(services: &Services, topic: &str, ids: std::ops::Range<i64>) {
-    let messages: Vec<String> = ids
-        .map(|i| format!(r#"{{"id": {i}, "v": "value {i}"}}"#))
-        .collect();
-    Kafka::new(&services.kafka_bootstrap)
-        .produce_to(topic, messages.iter().map(|m| (None, None, m.as_bytes())))
-        .await
-        .unwrap();
 }
 
 async fn outage(db: Db, service_name: &str) {
@@ -48,7 +40,7 @@ async fn outage(db: Db, service_name: &str) {
         .create_topic(&topic, 3)
         .await
         .unwrap();
-    produce(&services, &topic, 0..1000).await;
+    produce_ids(&services, &topic, 0..1000, 3).await;
     let mut sink = manifest(&services, db, &name, &topic, &table);
     sink.spec.write.max_batch_rows = 100;
     sink.spec.write.linger_ms = 20;
@@ -61,7 +53,7 @@ async fn outage(db: Db, service_name: &str) {
     .await;
 
     service(&services, "stop", service_name);
-    produce(&services, &topic, 1000..2000).await;
+    produce_ids(&services, &topic, 1000..2000, 3).await;
     let retrying = eventually("a RETRYING task", Duration::from_secs(30), || async {
         let status = provisioner(&services)
             .read_latest::<StatusRecord>(&topics.status)

@@ -6,26 +6,8 @@
 
 use std::time::Duration;
 
-use adbsink_tests::harness::{Db, RunningSink, config, group_of, manifest};
+use adbsink_tests::harness::{Db, RunningSink, config, group_of, manifest, produce_ids};
 use adbsink_tests::{Kafka, Services, eventually, unique};
-
-async fn produce(services: &Services, topic: &str, ids: std::ops::Range<i64>) {
-    let messages: Vec<(i32, String)> = ids
-        .map(|i| {
-            (
-                (i % 3) as i32,
-                format!(r#"{{"id": {i}, "v": "value {i}"}}"#),
-            )
-        })
-        .collect();
-    Kafka::new(&services.kafka_bootstrap)
-        .produce_to(
-            topic,
-            messages.iter().map(|(p, m)| (Some(*p), None, m.as_bytes())),
-        )
-        .await
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_writes_each_record_once_even_when_kafka_commits_are_lost() {
@@ -44,7 +26,7 @@ async fn exactly_once_writes_each_record_once_even_when_kafka_commits_are_lost()
         .create_topic(&topic, 3)
         .await
         .unwrap();
-    produce(&services, &topic, 0..N).await;
+    produce_ids(&services, &topic, 0..N, 3).await;
     let mut sink = manifest(&services, Db::Postgres, &name, &topic, &table);
     sink.spec.write.exactly_once = true;
     sink.spec.write.max_batch_rows = 100;
@@ -61,7 +43,7 @@ async fn exactly_once_writes_each_record_once_even_when_kafka_commits_are_lost()
     // A fresh group starts from offset 0: as if every Kafka commit of the first run was lost.
     let mut config = config;
     config.spec.runtime.consumer_group = Some(format!("{}-again", group_of(&config)));
-    produce(&services, &topic, N..N + 300).await;
+    produce_ids(&services, &topic, N..N + 300, 3).await;
     let running = RunningSink::start(config).await;
     eventually("every record", Duration::from_secs(90), || async {
         (Db::Postgres.count(&services, &table).await >= N + 300).then_some(())

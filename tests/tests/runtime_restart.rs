@@ -6,26 +6,8 @@
 use std::time::Duration;
 
 use adbsink_crd::{InitialOffset, WriteMode};
-use adbsink_tests::harness::{Db, RunningSink, committed, config, manifest};
+use adbsink_tests::harness::{Db, RunningSink, committed, config, manifest, produce_ids};
 use adbsink_tests::{Kafka, Services, eventually, unique};
-
-async fn produce(services: &Services, topic: &str, ids: std::ops::Range<i64>) {
-    let messages: Vec<(i32, String)> = ids
-        .map(|i| {
-            (
-                (i % 3) as i32,
-                format!(r#"{{"id": {i}, "v": "value {i}"}}"#),
-            )
-        })
-        .collect();
-    Kafka::new(&services.kafka_bootstrap)
-        .produce_to(
-            topic,
-            messages.iter().map(|(p, m)| (Some(*p), None, m.as_bytes())),
-        )
-        .await
-        .unwrap();
-}
 
 async fn restart_mid_stream(db: Db, mode: WriteMode) {
     const N: i64 = 3000;
@@ -52,7 +34,7 @@ async fn restart_mid_stream(db: Db, mode: WriteMode) {
         .create_topic(&topic, 3)
         .await
         .unwrap();
-    produce(&services, &topic, 0..N).await;
+    produce_ids(&services, &topic, 0..N, 3).await;
 
     let mut sink = manifest(&services, db, &name, &topic, &table);
     sink.spec.write.write_mode = mode;
@@ -83,7 +65,7 @@ async fn restart_mid_stream(db: Db, mode: WriteMode) {
         "rows written = offsets committed at stop"
     );
 
-    produce(&services, &topic, N..N + 500).await;
+    produce_ids(&services, &topic, N..N + 500, 3).await;
     let running = RunningSink::start(config).await;
     eventually(
         "every row after the restart",
@@ -129,7 +111,7 @@ async fn earliest_reads_existing_messages_and_latest_only_new_ones() {
         .create_topic(&topic, 3)
         .await
         .unwrap();
-    produce(&services, &topic, 0..100).await;
+    produce_ids(&services, &topic, 0..100, 3).await;
 
     let mut running = Vec::new();
     for (initial, suffix) in [(InitialOffset::Earliest, "e"), (InitialOffset::Latest, "l")] {
@@ -147,7 +129,7 @@ async fn earliest_reads_existing_messages_and_latest_only_new_ones() {
         // Provisioning fixes the group's starting point; what is produced after it is "new".
         running.push((RunningSink::start(config(&sink)).await, table));
     }
-    produce(&services, &topic, 100..150).await;
+    produce_ids(&services, &topic, 100..150, 3).await;
     let (earliest, latest) = (&running[0].1, &running[1].1);
     eventually("earliest has all 150", Duration::from_secs(60), || async {
         (Db::Postgres.count(&services, earliest).await == 150).then_some(())
