@@ -143,6 +143,34 @@ pub fn manifest(
     adbsink_crd::from_yaml(&yaml).expect("manifest")
 }
 
+/// Names for one test (sink `name`, topic `<name>-in`, table with underscores), the table
+/// `(id bigint [PRIMARY KEY], v text)` and a 3-partition topic, for the id/value fixtures.
+pub async fn id_value_setup(
+    services: &Services,
+    db: Db,
+    prefix: &str,
+    primary_key: bool,
+) -> (String, String, String) {
+    let name = crate::unique(prefix);
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    let key = if primary_key { "PRIMARY KEY" } else { "" };
+    let text = if db == Db::Postgres {
+        "text"
+    } else {
+        "VARCHAR(64)"
+    };
+    db.execute(
+        services,
+        &format!("CREATE TABLE {table} (id bigint {key}, v {text})"),
+    )
+    .await;
+    crate::Kafka::new(&services.kafka_bootstrap)
+        .create_topic(&topic, 3)
+        .await
+        .expect("topic");
+    (name, topic, table)
+}
+
 /// Produces `{"id": i, "v": "value i"}` for each id, to partition `i % partitions`.
 pub async fn produce_ids(
     services: &Services,

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use adbsink_runtime::records::{StatusRecord, TaskState};
 use adbsink_tests::harness::{
-    Db, RunningSink, config, manifest, produce_ids, provisioner, read_topic,
+    Db, RunningSink, config, id_value_setup, manifest, produce_ids, provisioner, read_topic,
 };
-use adbsink_tests::{Kafka, Services, eventually, unique};
+use adbsink_tests::{Services, eventually};
 
 fn service(services: &Services, action: &str, name: &str) {
     let status = Command::new("bash")
@@ -24,22 +24,7 @@ fn service(services: &Services, action: &str, name: &str) {
 
 async fn outage(db: Db, service_name: &str) {
     let services = Services::from_env();
-    let name = unique("outage");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
-    let text = if db == Db::Postgres {
-        "text"
-    } else {
-        "VARCHAR(64)"
-    };
-    db.execute(
-        &services,
-        &format!("CREATE TABLE {table} (id bigint PRIMARY KEY, v {text})"),
-    )
-    .await;
-    Kafka::new(&services.kafka_bootstrap)
-        .create_topic(&topic, 3)
-        .await
-        .unwrap();
+    let (name, topic, table) = id_value_setup(&services, db, "outage", true).await;
     produce_ids(&services, &topic, 0..1000, 3).await;
     let mut sink = manifest(&services, db, &name, &topic, &table);
     sink.spec.write.max_batch_rows = 100;

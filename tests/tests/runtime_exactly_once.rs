@@ -6,26 +6,17 @@
 
 use std::time::Duration;
 
-use adbsink_tests::harness::{Db, RunningSink, config, group_of, manifest, produce_ids};
-use adbsink_tests::{Kafka, Services, eventually, unique};
+use adbsink_tests::harness::{
+    Db, RunningSink, config, group_of, id_value_setup, manifest, produce_ids,
+};
+use adbsink_tests::{Services, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_writes_each_record_once_even_when_kafka_commits_are_lost() {
     const N: i64 = 2000;
     let services = Services::from_env();
-    let name = unique("once");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
     // No key and Insert mode: any record written twice would be a second row.
-    Db::Postgres
-        .execute(
-            &services,
-            &format!("CREATE TABLE {table} (id bigint, v text)"),
-        )
-        .await;
-    Kafka::new(&services.kafka_bootstrap)
-        .create_topic(&topic, 3)
-        .await
-        .unwrap();
+    let (name, topic, table) = id_value_setup(&services, Db::Postgres, "once", false).await;
     produce_ids(&services, &topic, 0..N, 3).await;
     let mut sink = manifest(&services, Db::Postgres, &name, &topic, &table);
     sink.spec.write.exactly_once = true;

@@ -6,34 +6,17 @@
 use std::time::Duration;
 
 use adbsink_crd::{InitialOffset, WriteMode};
-use adbsink_tests::harness::{Db, RunningSink, committed, config, manifest, produce_ids};
+use adbsink_tests::harness::{
+    Db, RunningSink, committed, config, id_value_setup, manifest, produce_ids,
+};
 use adbsink_tests::{Kafka, Services, eventually, unique};
 
 async fn restart_mid_stream(db: Db, mode: WriteMode) {
     const N: i64 = 3000;
     let services = Services::from_env();
-    let name = unique("restart");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
     // Insert mode gets no key, so a replayed record would show up as a duplicate row.
-    let key = if mode == WriteMode::Upsert {
-        "PRIMARY KEY"
-    } else {
-        ""
-    };
-    let text = if db == Db::Postgres {
-        "text"
-    } else {
-        "VARCHAR(64)"
-    };
-    db.execute(
-        &services,
-        &format!("CREATE TABLE {table} (id bigint {key}, v {text})"),
-    )
-    .await;
-    Kafka::new(&services.kafka_bootstrap)
-        .create_topic(&topic, 3)
-        .await
-        .unwrap();
+    let (name, topic, table) =
+        id_value_setup(&services, db, "restart", mode == WriteMode::Upsert).await;
     produce_ids(&services, &topic, 0..N, 3).await;
 
     let mut sink = manifest(&services, db, &name, &topic, &table);
