@@ -15,6 +15,7 @@ pub mod database;
 pub mod deadletter;
 pub mod decode;
 pub mod dialect;
+pub mod dispatch;
 pub mod http;
 pub mod isolate;
 pub mod metrics;

@@ -1,31 +1,30 @@
 //! One consumer task, top to bottom: consume → batch → decode → write → dead-letter → commit.
 //!
-//! Two loops per task. The consume loop keeps polling (so the group never evicts the task) and
-//! hands full or lingering batches to the write loop through a one-slot channel; while that
-//! slot is taken it pauses its partitions instead of buffering without bound. The write loop
+//! Two loops per task. The consume loop batches what the dispatcher (`dispatch.rs`) deals it and
+//! hands full or lingering batches to the write loop through a one-slot channel; behind a busy
+//! writer it stops taking messages, so the dispatcher holds them back. The write loop
 //! decodes, writes, routes failures, and only then commits: an offset never moves past a
 //! record that did not reach the table or a dead-letter/error topic.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adbsink_crd::{FailurePolicy, UnknownFields, WriteMode};
 use futures::future::join_all;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureRecord;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::batch::{Batch, Limits, next_offsets};
 use crate::database::{Session, WriteError};
 use crate::deadletter::{Failure, Stage, error_headers, record};
 use crate::decode::{DecodeError, Row, decode};
+use crate::dispatch::{Event, GroupConsumer};
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
 use crate::metrics::ReasonLabel;
 use crate::records::{OffsetRecord, RECORD_VERSION, TaskState, now_rfc3339};
@@ -33,74 +32,35 @@ use crate::sink::Shared;
 use crate::stats::TaskStats;
 use crate::table::Table;
 
-/// Tracks partition ownership for the task: the consume loop drops buffered messages of
-/// revoked partitions, and the status shows what the task owns.
-pub struct TaskContext {
-    revoked: Mutex<Vec<(String, i32)>>,
-    stats: Arc<TaskStats>,
-}
-
-impl ClientContext for TaskContext {}
-
-impl ConsumerContext for TaskContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-            revoked.extend(
-                list.elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition())),
-            );
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => self
-                .stats
-                .set_partitions(list.elements().iter().map(|e| e.partition()).collect()),
-            Rebalance::Revoke(_) => self.stats.set_partitions(Vec::new()),
-            Rebalance::Error(e) => warn!(error = %e, "rebalance failed"),
-        }
-    }
-}
-
-type TaskConsumer = StreamConsumer<TaskContext>;
-
-/// Runs one task until `shared.stop` is cancelled.
+/// Runs one task until `shared.stop` is cancelled: batches what the dispatcher sends it,
+/// writes, commits through the process's shared consumer.
 pub async fn run_task(
     shared: Arc<Shared>,
     stats: Arc<TaskStats>,
-    config: rdkafka::ClientConfig,
+    consumer: Arc<GroupConsumer>,
+    events: mpsc::Receiver<Event>,
 ) -> crate::Result<()> {
-    let context = TaskContext {
-        revoked: Mutex::default(),
-        stats: stats.clone(),
-    };
-    let consumer: Arc<TaskConsumer> = Arc::new(config.create_with_context(context)?);
-    consumer.subscribe(&[shared.spec.source.topic.as_str()])?;
     info!(task = %stats.id, "task started");
     let (tx, rx) = mpsc::channel(1);
     let halt = CancellationToken::new();
     let writer = tokio::spawn(write_loop(
         shared.clone(),
         stats.clone(),
-        consumer.clone(),
+        consumer,
         rx,
         halt.clone(),
     ));
-    consume_loop(&shared, &consumer, tx, &halt).await;
+    consume_loop(&shared, events, tx, &halt).await;
     if let Err(e) = writer.await {
         warn!(error = %e, "write loop ended abnormally");
     }
-    consumer.unsubscribe();
     info!(task = %stats.id, "task stopped");
     Ok(())
 }
 
 async fn consume_loop(
     shared: &Shared,
-    consumer: &TaskConsumer,
+    mut events: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Vec<OwnedMessage>>,
     halt: &CancellationToken,
 ) {
@@ -109,43 +69,25 @@ async fn consume_loop(
         let now = Instant::now();
         let ready = batch.is_ready(now);
         let linger = batch.deadline().filter(|_| !ready);
+        // Behind a busy writer (a second batch waiting) take nothing more: the dispatcher holds
+        // the rest back. After a Stop-policy failure nothing more is taken or written: the
+        // partitions stay uncommitted until the sink is restarted.
+        let take = !batch.is_backlogged() && !halt.is_cancelled();
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break,
             permit = tx.reserve(), if ready && !halt.is_cancelled() => {
                 let Ok(permit) = permit else { break };
-                let was_backlogged = batch.is_backlogged();
                 permit.send(batch.take());
-                if was_backlogged {
-                    set_paused(consumer, false);
-                }
             }
-            message = consumer.recv() => {
-                let revoked = std::mem::take(
-                    &mut *consumer.context().revoked.lock().unwrap_or_else(|p| p.into_inner()),
-                );
-                if !revoked.is_empty() {
-                    batch.drop_partitions(&revoked);
+            event = events.recv(), if take => match event {
+                Some(Event::Message(message)) => {
+                    shared.metrics.consumed.inc();
+                    batch.push(message);
                 }
-                match message {
-                    // After a Stop-policy failure nothing more is taken: the partitions stay
-                    // paused and uncommitted until the sink is restarted.
-                    Ok(_) if halt.is_cancelled() => {
-                        batch.take();
-                        set_paused(consumer, true);
-                    }
-                    Ok(message) => {
-                        shared.metrics.consumed.inc();
-                        batch.push(message.detach());
-                        // Pausing drops librdkafka's prefetched messages and resuming refetches
-                        // them: only worth it once a second batch is waiting behind a busy writer.
-                        if batch.is_backlogged() {
-                            set_paused(consumer, true);
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "consume error"),
-                }
-            }
+                Some(Event::Revoked(partitions)) => batch.drop_partitions(&partitions),
+                None => break,
+            },
             _ = sleep_until(linger), if linger.is_some() => {}
         }
     }
@@ -161,20 +103,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn set_paused(consumer: &TaskConsumer, paused: bool) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    let result = if paused {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
-    if let Err(e) = result {
-        debug!(error = %e, paused, "pause/resume");
-    }
-}
-
 /// The outcome of one batch: offsets it lets the group commit, and the reason it stopped the
 /// task under the Stop policy.
 struct Resolved {
@@ -185,7 +113,7 @@ struct Resolved {
 async fn write_loop(
     shared: Arc<Shared>,
     stats: Arc<TaskStats>,
-    consumer: Arc<TaskConsumer>,
+    consumer: Arc<GroupConsumer>,
     mut rx: mpsc::Receiver<Vec<OwnedMessage>>,
     halt: CancellationToken,
 ) {
@@ -514,7 +442,7 @@ async fn route_failures(
 /// Commits offsets of partitions the task still owns, and records them on the offset topic.
 fn commit(
     shared: &Shared,
-    consumer: &TaskConsumer,
+    consumer: &GroupConsumer,
     offsets: &BTreeMap<(String, i32), i64>,
     sync: bool,
 ) {

@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use adbsink_crd::{AnalyticDBSinkSpec, InitialOffset, ResolvedTopics, resolved_topics};
 use rdkafka::ClientConfig;
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::database::{Database, DatabaseSettings, WriteError};
+use crate::dispatch::{GroupConsumer, GroupContext, dispatch};
 use crate::error::Result;
 use crate::isolate::Interrupted;
 use crate::kafka::KafkaConnection;
@@ -23,6 +25,10 @@ use crate::records::TaskState;
 use crate::stats::{TaskStats, publish_status};
 use crate::table::Table;
 
+/// Messages waiting between the dispatcher and one task. Small: the batches are the buffer; this
+/// only keeps the dispatcher from waiting on each task in turn.
+const LANE_CAPACITY: usize = 1024;
+
 /// Everything a sink process needs, credentials resolved.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
@@ -30,7 +36,8 @@ pub struct SinkConfig {
     pub spec: AnalyticDBSinkSpec,
     pub kafka: KafkaConnection,
     pub database: DatabaseSettings,
-    /// Consumer tasks this process runs (its share of `spec.source.concurrency`).
+    /// Consumer tasks this process runs (its share of `spec.source.concurrency`); they share
+    /// one group member.
     pub threads: u32,
     /// Task ids are `<prefix>-<n>`; the pod name in Kubernetes.
     pub task_prefix: String,
@@ -182,15 +189,23 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         }));
     }
 
+    let consumer: Arc<GroupConsumer> = Arc::new(
+        consumer_config(&config, &group, &config.task_prefix)
+            .create_with_context(GroupContext::new(tasks.clone()))?,
+    );
+    consumer.subscribe(&[config.spec.source.topic.as_str()])?;
     let mut handles = Vec::new();
+    let mut senders = Vec::new();
     for stats in &tasks {
-        let consumer = consumer_config(&config, &group, &stats.id);
+        let (tx, rx) = mpsc::channel(LANE_CAPACITY);
+        senders.push(tx);
         let (shared, stats) = (shared.clone(), stats.clone());
         let span = info_span!("task", task = %stats.id);
         handles.push(tokio::spawn(
-            run_task(shared, stats, consumer).instrument(span),
+            run_task(shared, stats, consumer.clone(), rx).instrument(span),
         ));
     }
+    dispatch(&consumer, senders, &stop).await;
     let mut result = Ok(());
     for handle in handles {
         match handle.await {
@@ -202,6 +217,9 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
             Err(e) => warn!(error = %e, "task panicked"),
         }
     }
+    // Leave the group only once every task has committed what it wrote.
+    consumer.unsubscribe();
+    drop(consumer);
     reporters_stop.cancel();
     for reporter in reporters {
         let _ = reporter.await;
@@ -212,11 +230,11 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
     result
 }
 
-fn consumer_config(config: &SinkConfig, group: &str, task_id: &str) -> ClientConfig {
+fn consumer_config(config: &SinkConfig, group: &str, client_id: &str) -> ClientConfig {
     let mut consumer = config.kafka.client_config();
     consumer
         .set("group.id", group)
-        .set("client.id", task_id)
+        .set("client.id", client_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")

@@ -12,7 +12,8 @@ use adbsink_tests::harness::{
 use adbsink_tests::{Kafka, Services, eventually, unique};
 
 async fn restart_mid_stream(db: Db, mode: WriteMode) {
-    const N: i64 = 3000;
+    // Enough small transactions that the stop lands mid-stream however fast the sink is.
+    const N: i64 = 30_000;
     let services = Services::from_env();
     // Insert mode gets no key, so a replayed record would show up as a duplicate row.
     let (name, topic, table) =
@@ -24,8 +25,7 @@ async fn restart_mid_stream(db: Db, mode: WriteMode) {
     if mode == WriteMode::Upsert {
         sink.spec.write.primary_key = vec!["id".into()];
     }
-    // Small batches so that the stop lands mid-stream.
-    sink.spec.write.max_batch_rows = 50;
+    sink.spec.write.max_batch_rows = 10;
     sink.spec.write.linger_ms = 20;
     sink.spec.source.concurrency = 3;
     let running = RunningSink::start(config(&sink)).await;
