@@ -204,10 +204,12 @@ impl Database {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
-        if let (Pool::Postgres(pool), WriteMode::Insert) = (&self.pool, mode) {
-            return copy_in_transaction(pool, table, rows)
-                .await
-                .map_err(|e| classify(&e));
+        if let Pool::Postgres(pool) = &self.pool {
+            let result = match mode {
+                WriteMode::Insert => copy_in_transaction(pool, table, rows).await,
+                WriteMode::Upsert => upsert_staged(pool, table, rows, primary_key).await,
+            };
+            return result.map_err(|e| classify(&e));
         }
         let mut statements = Vec::new();
         let mut start = 0;
@@ -407,24 +409,68 @@ async fn copy_rows(
     table: &Table,
     rows: &[&Row],
 ) -> Result<(), sqlx::Error> {
+    for (sql, group) in crate::dialect::copy_groups(table, rows) {
+        copy_in(conn, &sql, &group).await?;
+    }
+    Ok(())
+}
+
+/// Streams rows to one `COPY … FROM STDIN`.
+async fn copy_in(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    rows: &[&Row],
+) -> Result<(), sqlx::Error> {
     const CHUNK: usize = 1 << 20;
     let mut buffer = Vec::with_capacity(CHUNK + 4096);
-    for (sql, group) in crate::dialect::copy_groups(table, rows) {
-        let mut copy = conn.copy_in_raw(&sql).await?;
-        for row in group {
-            crate::dialect::copy_line(row, &mut buffer);
-            if buffer.len() >= CHUNK {
-                copy.send(buffer.as_slice()).await?;
-                buffer.clear();
-            }
-        }
-        if !buffer.is_empty() {
+    let mut copy = conn.copy_in_raw(sql).await?;
+    for row in rows {
+        crate::dialect::copy_line(row, &mut buffer);
+        if buffer.len() >= CHUNK {
             copy.send(buffer.as_slice()).await?;
             buffer.clear();
         }
-        copy.finish().await?;
     }
+    if !buffer.is_empty() {
+        copy.send(buffer.as_slice()).await?;
+    }
+    copy.finish().await?;
     Ok(())
+}
+
+/// PostgreSQL Upsert in one transaction: COPY into a temporary stage, merge into the table.
+/// The stage statements are not cached as prepared statements: the stage is a new table in
+/// every transaction.
+async fn upsert_staged(
+    pool: &PgPool,
+    table: &Table,
+    rows: &[&Row],
+    primary_key: &[usize],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let create = crate::dialect::create_stage(table);
+    sqlx::query(&create)
+        .persistent(false)
+        .execute(&mut *tx)
+        .await?;
+    for (i, group) in crate::dialect::staged_upserts(table, rows, primary_key)
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            let truncate = format!("TRUNCATE pg_temp.{}", crate::dialect::STAGE_TABLE);
+            sqlx::query(&truncate)
+                .persistent(false)
+                .execute(&mut *tx)
+                .await?;
+        }
+        copy_in(&mut tx, &group.copy, &group.rows).await?;
+        sqlx::query(&group.merge)
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
 
 async fn in_transaction<DB>(

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use adbsink_crd::{FailurePolicy, UnknownFields};
+use adbsink_crd::{FailurePolicy, UnknownFields, WriteMode};
 use adbsink_runtime::records::{StatusRecord, TaskState};
 use adbsink_tests::harness::{
     Db, Read, RunningSink, committed, config, manifest, provisioner, read_topic,
@@ -126,11 +126,15 @@ fn row(id: i32, name: &str, qty: i32) -> Vec<Option<String>> {
     ]
 }
 
-async fn continue_policy(db: Db, unknown: UnknownFields) {
+async fn continue_policy(db: Db, unknown: UnknownFields, mode: WriteMode) {
     let corpus = corpus();
     let s = setup(db, &corpus).await;
     let mut sink = manifest(&s.services, db, &s.name, &s.topic, &s.table);
     sink.spec.write.unknown_fields = unknown;
+    sink.spec.write.write_mode = mode;
+    if mode == WriteMode::Upsert {
+        sink.spec.write.primary_key = vec!["id".into()];
+    }
     sink.spec.write.linger_ms = 50;
     let topics = adbsink_crd::resolved_topics(&s.name, &sink.spec.runtime);
     let running = RunningSink::start(config(&sink)).await;
@@ -281,18 +285,25 @@ async fn stop_policy(db: Db, corpus: Vec<(Vec<u8>, Fate)>, first_bad: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_continue_routes_each_bad_record_and_keeps_every_good_one() {
-    continue_policy(Db::Postgres, UnknownFields::Fail).await;
+    continue_policy(Db::Postgres, UnknownFields::Fail, WriteMode::Insert).await;
+}
+
+/// Upsert on PostgreSQL copies into a stage table and merges: a row the stage or the merge
+/// refuses is isolated like an INSERT's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upsert_continue_routes_each_bad_record_and_keeps_every_good_one() {
+    continue_policy(Db::Postgres, UnknownFields::Fail, WriteMode::Upsert).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_continue_routes_each_bad_record_and_keeps_every_good_one() {
-    continue_policy(Db::MySql, UnknownFields::Fail).await;
+    continue_policy(Db::MySql, UnknownFields::Fail, WriteMode::Insert).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_fields_ignore_drops_the_keys_and_writes_the_rows() {
-    continue_policy(Db::Postgres, UnknownFields::Ignore).await;
-    continue_policy(Db::MySql, UnknownFields::Ignore).await;
+    continue_policy(Db::Postgres, UnknownFields::Ignore, WriteMode::Insert).await;
+    continue_policy(Db::MySql, UnknownFields::Ignore, WriteMode::Insert).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
