@@ -1,14 +1,17 @@
 //! End-to-end throughput against the databases' own bulk-load ceilings, on the local services.
 //!
-//! `cargo run --release -p adbsink-tests --bin bench -- [--messages N] [--json FILE] [--quick]`
+//! `cargo run --release -p adbsink-tests --bin bench -- [--messages N] [--json FILE] [--quick]
+//! [--only TEXT] [--kafka-property KEY=VALUE]…`
 //!
 //! Produces N JSON messages (10 columns, about 200 bytes) into a 12-partition topic, then
 //! measures in one run: a plain consumer (broker ceiling), COPY FROM STDIN (PostgreSQL ceiling),
 //! LOAD DATA LOCAL INFILE (MariaDB ceiling), one INSERT + commit per message (the baseline, on a
 //! sample), and adbsink standalone end to end for both databases, Insert and Upsert, concurrency
 //! 1, 6 and 12, with the runtime's peak RSS. `--quick` runs one adbsink configuration per
-//! database and checks row counts exactly: the CI smoke test. Timings are reported, never
-//! asserted.
+//! database and checks row counts exactly: the CI smoke test. `--only` runs the adbsink
+//! configurations whose name contains TEXT (e.g. `"MariaDB Upsert"`, `"concurrency 6"`);
+//! `--kafka-property` passes a librdkafka setting to the runtime, for tuning. Timings are
+//! reported, never asserted.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: a panic is the report
 
@@ -31,6 +34,8 @@ struct Args {
     messages: usize,
     json: Option<PathBuf>,
     quick: bool,
+    only: Option<String>,
+    kafka_properties: Vec<String>,
 }
 
 fn args() -> Args {
@@ -38,6 +43,8 @@ fn args() -> Args {
         messages: 1_000_000,
         json: None,
         quick: false,
+        only: None,
+        kafka_properties: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -50,6 +57,10 @@ fn args() -> Args {
             }
             "--json" => args.json = it.next().map(PathBuf::from),
             "--quick" => args.quick = true,
+            "--only" => args.only = Some(it.next().expect("--only TEXT")),
+            "--kafka-property" => args
+                .kafka_properties
+                .push(it.next().expect("--kafka-property KEY=VALUE")),
             other => {
                 panic!("unknown argument {other:?}; see the doc comment in tests/src/bin/bench.rs")
             }
@@ -190,7 +201,21 @@ async fn main() {
         all
     };
     for (db, mode, concurrency) in configs {
-        results.push(adbsink(&services, &topic, n, db, mode, concurrency).await);
+        let name = adbsink_name(db, mode, concurrency);
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !name.contains(only.as_str()))
+        {
+            continue;
+        }
+        let run = Run {
+            db,
+            mode,
+            concurrency,
+            kafka_properties: &args.kafka_properties,
+        };
+        results.push(adbsink(&services, &topic, n, run).await);
     }
     report(&results, &args);
 }
@@ -405,16 +430,27 @@ fn name_of(db: Db) -> &'static str {
     }
 }
 
+fn adbsink_name(db: Db, mode: &str, concurrency: u32) -> String {
+    format!("adbsink {} {mode} concurrency {concurrency}", name_of(db))
+}
+
+/// One adbsink configuration.
+struct Run<'a> {
+    db: Db,
+    mode: &'a str,
+    concurrency: u32,
+    kafka_properties: &'a [String],
+}
+
 /// adbsink standalone as a separate process: from a new group (committed offset zero) to all
 /// N rows in the table.
-async fn adbsink(
-    services: &Services,
-    topic: &str,
-    n: usize,
-    db: Db,
-    mode: &str,
-    concurrency: u32,
-) -> Row {
+async fn adbsink(services: &Services, topic: &str, n: usize, run: Run<'_>) -> Row {
+    let Run {
+        db,
+        mode,
+        concurrency,
+        kafka_properties,
+    } = run;
     let name = unique("bench-sink");
     let table = name.replace('-', "_");
     db.execute(services, &ddl(db, &table)).await;
@@ -438,6 +474,11 @@ async fn adbsink(
             "--kafka-property",
             "heartbeat.interval.ms=300",
         ])
+        .args(
+            kafka_properties
+                .iter()
+                .flat_map(|p| ["--kafka-property", p.as_str()]),
+        )
         .env("ADBSINK_DB_PASSWORD", "adbsink")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -488,7 +529,7 @@ async fn adbsink(
         first_row.unwrap_or(seconds)
     );
     Row {
-        name: format!("adbsink {} {mode} concurrency {concurrency}", name_of(db)),
+        name: adbsink_name(db, mode, concurrency),
         rows: n,
         seconds,
         peak_rss_mib: Some(peak),
