@@ -280,7 +280,8 @@ fn pause(consumer: &GroupConsumer, task: usize, tasks: usize) -> TopicPartitionL
     list
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+/// Sleeps until `deadline`; for a `select!` branch enabled only when there is one.
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     if let Some(deadline) = deadline {
         tokio::time::sleep_until(deadline.into()).await;
     }

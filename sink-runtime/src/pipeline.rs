@@ -24,7 +24,7 @@ use crate::batch::{Batch, Limits, next_offsets};
 use crate::database::{Session, WriteError};
 use crate::deadletter::{Failure, Stage, error_headers, record};
 use crate::decode::{DecodeError, Row, decode};
-use crate::dispatch::{Event, GroupConsumer};
+use crate::dispatch::{Event, GroupConsumer, sleep_until};
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
 use crate::metrics::ReasonLabel;
 use crate::records::{OffsetRecord, RECORD_VERSION, TaskState, now_rfc3339};
@@ -94,12 +94,6 @@ async fn consume_loop(
     // Shutting down: hand over what was read so it is written and committed, not re-read.
     if !batch.is_empty() && !halt.is_cancelled() {
         let _ = tx.send(batch.take()).await;
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(deadline) = deadline {
-        tokio::time::sleep_until(deadline.into()).await;
     }
 }
 
