@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use adbsink_tests::harness::{Db, manifest};
-use adbsink_tests::{Kafka, Services, eventually, unique};
+use adbsink_tests::{Kafka, Services, eventually, http_get, unique};
 
 /// The binary next to this test's executable (`cargo build --bins` puts it there).
 fn binary() -> PathBuf {
@@ -38,19 +38,6 @@ mod tempfile_path {
             let _ = std::fs::remove_file(&self.0);
         }
     }
-}
-
-/// A plain HTTP/1.1 GET; None while the server is not up yet.
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    Some(response)
 }
 
 #[test]
