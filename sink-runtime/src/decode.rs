@@ -1,10 +1,15 @@
 //! Message value → row. A value must be UTF-8 JSON holding an object; each key names a column.
 //! Values are kept as the text the database will parse: numbers keep their exact digits,
 //! nested objects and arrays stay JSON text, null stays NULL.
+//!
+//! This runs once per message, so it parses the JSON in one pass, borrows keys from the payload
+//! and keeps a row's values in one string.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::fmt;
 
 use adbsink_crd::{InstanceType, UnknownFields};
+use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::table::Table;
@@ -12,18 +17,85 @@ use crate::table::Table;
 /// One decoded message: the columns it sets, in table order, with their text values.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Row {
-    pub values: Vec<(usize, Option<String>)>,
-    /// Bytes of the values, for batch limits.
-    pub bytes: usize,
+    /// The values, back to back.
+    text: String,
+    /// Each set column with its value's span in `text` (None: NULL), in column order.
+    cells: Vec<(usize, Option<(u32, u32)>)>,
 }
 
 impl Row {
-    pub fn get(&self, column: usize) -> Option<&Option<String>> {
-        self.values
+    /// Sets `column`; a column set twice keeps the later value, as a JSON object does.
+    pub fn set(&mut self, column: usize, value: Option<&str>) {
+        self.cells.retain(|(c, _)| *c != column);
+        let span = value.map(|v| self.append(v));
+        self.cells.push((column, span));
+    }
+
+    /// Appends `value` to the text; returns its span.
+    fn append(&mut self, value: &str) -> (u32, u32) {
+        let start = self.text.len();
+        self.text.push_str(value);
+        (offset(start), offset(self.text.len()))
+    }
+
+    fn value(&self, span: Option<(u32, u32)>) -> Option<&str> {
+        span.map(|(start, end)| &self.text[start as usize..end as usize])
+    }
+
+    /// The value of `column`: None when the message does not set it, Some(None) for NULL.
+    pub fn get(&self, column: usize) -> Option<Option<&str>> {
+        self.cells
             .iter()
             .find(|(c, _)| *c == column)
-            .map(|(_, v)| v)
+            .map(|(_, span)| self.value(*span))
     }
+
+    /// The set columns and their values, in column order.
+    pub fn values(&self) -> impl Iterator<Item = (usize, Option<&str>)> {
+        self.cells.iter().map(|(c, span)| (*c, self.value(*span)))
+    }
+
+    pub fn columns(&self) -> impl Iterator<Item = usize> {
+        self.cells.iter().map(|(c, _)| *c)
+    }
+
+    /// How many columns the message sets.
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Bytes of the values (NULL counts 4), for statement size limits.
+    pub fn bytes(&self) -> usize {
+        self.cells
+            .iter()
+            .map(|(_, span)| span.map_or(4, |(start, end)| (end - start) as usize))
+            .sum()
+    }
+
+    fn sort(&mut self) {
+        self.cells.sort_unstable_by_key(|(c, _)| *c);
+    }
+}
+
+impl<'a> FromIterator<(usize, Option<&'a str>)> for Row {
+    fn from_iter<I: IntoIterator<Item = (usize, Option<&'a str>)>>(values: I) -> Self {
+        let mut row = Row::default();
+        for (column, value) in values {
+            row.set(column, value);
+        }
+        row.sort();
+        row
+    }
+}
+
+/// A span end in a row's text. The text is never longer than the message it came from, which
+/// Kafka caps far below 4 GiB.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Why a message cannot become a row, and where it must go.
@@ -57,8 +129,8 @@ impl DecodeError {
     }
 }
 
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => write!(f, "message has no value"),
             Self::NotUtf8(e) => write!(f, "value is not UTF-8: {e}"),
@@ -80,56 +152,122 @@ pub fn decode(
         .filter(|p| !p.is_empty())
         .ok_or(DecodeError::Empty)?;
     let text = std::str::from_utf8(payload).map_err(|e| DecodeError::NotUtf8(e.to_string()))?;
-    let raw: &RawValue =
-        serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    match raw.get().as_bytes().first() {
-        Some(b'{') => {}
-        Some(b'[') => return Err(DecodeError::NotAnObject("array")),
-        Some(b'"') => return Err(DecodeError::NotAnObject("string")),
-        Some(b'n') => return Err(DecodeError::NotAnObject("null")),
-        Some(b't' | b'f') => return Err(DecodeError::NotAnObject("boolean")),
-        _ => return Err(DecodeError::NotAnObject("number")),
+    if text.trim_start().as_bytes().first() != Some(&b'{') {
+        return Err(not_an_object(text));
     }
-    let fields: HashMap<String, &RawValue> =
-        serde_json::from_str(raw.get()).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    let mut row = Row::default();
-    for (key, value) in fields {
-        let Some(column) = table.column_index(&key) else {
-            match unknown {
-                UnknownFields::Ignore => continue,
-                UnknownFields::Fail => return Err(DecodeError::UnknownColumn(key)),
-            }
-        };
-        let text = value_text(value, instance)?;
-        row.bytes += text.as_ref().map_or(4, String::len);
-        // Two keys folding to one column: the later one in the message wins, as in JSON.
-        row.values.retain(|(c, _)| *c != column);
-        row.values.push((column, text));
+    let mut decoder = RowDecoder {
+        table,
+        unknown,
+        instance,
+        unknown_key: None,
+    };
+    let invalid = |e: serde_json::Error| DecodeError::InvalidJson(e.to_string());
+    let mut json = serde_json::Deserializer::from_str(text);
+    let mut row = json.deserialize_map(&mut decoder).map_err(invalid)?;
+    json.end().map_err(invalid)?;
+    // Reported only for a message that is valid JSON throughout: a malformed one is malformed
+    // first, whatever its keys.
+    if let Some(key) = decoder.unknown_key {
+        return Err(DecodeError::UnknownColumn(key));
     }
-    row.values.sort_by_key(|(c, _)| *c);
+    row.sort();
     Ok(row)
 }
 
-fn value_text(value: &RawValue, instance: InstanceType) -> Result<Option<String>, DecodeError> {
-    let raw = value.get();
+/// Why a value that does not start with `{` is no row.
+fn not_an_object(text: &str) -> DecodeError {
+    let raw: &RawValue = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => return DecodeError::InvalidJson(e.to_string()),
+    };
+    DecodeError::NotAnObject(match raw.get().as_bytes().first() {
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "boolean",
+        _ => "number",
+    })
+}
+
+/// Decodes a JSON object straight into a [`Row`].
+struct RowDecoder<'t> {
+    table: &'t Table,
+    unknown: UnknownFields,
+    instance: InstanceType,
+    /// The first key that is no column, under `UnknownFields::Fail`.
+    unknown_key: Option<String>,
+}
+
+impl<'de> Visitor<'de> for &mut RowDecoder<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        let mut row = Row::default();
+        while let Some(Key(key)) = map.next_key()? {
+            let Some(column) = self.table.column_index(&key) else {
+                map.next_value::<IgnoredAny>()?;
+                if self.unknown == UnknownFields::Fail && self.unknown_key.is_none() {
+                    self.unknown_key = Some(key.into_owned());
+                }
+                continue;
+            };
+            let value: &RawValue = map.next_value()?;
+            let text = value_text(value.get(), self.instance).map_err(de::Error::custom)?;
+            row.set(column, text.as_deref());
+        }
+        Ok(row)
+    }
+}
+
+/// An object key, borrowed from the payload unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The text the database parses for one JSON value (already validated by the parser).
+fn value_text(
+    raw: &str,
+    instance: InstanceType,
+) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
     Ok(match raw.as_bytes().first() {
         Some(b'n') => None,
-        Some(b't') => Some(bool_text(true, instance)),
-        Some(b'f') => Some(bool_text(false, instance)),
-        Some(b'"') => Some(
-            serde_json::from_str::<String>(raw)
-                .map_err(|e| DecodeError::InvalidJson(e.to_string()))?,
-        ),
-        _ => Some(raw.to_string()),
+        Some(b't') => Some(Cow::Borrowed(bool_text(true, instance))),
+        Some(b'f') => Some(Cow::Borrowed(bool_text(false, instance))),
+        // A string without escapes is its own text between the quotes.
+        Some(b'"') if !raw.contains('\\') => Some(Cow::Borrowed(&raw[1..raw.len() - 1])),
+        Some(b'"') => Some(Cow::Owned(serde_json::from_str::<String>(raw)?)),
+        _ => Some(Cow::Borrowed(raw)),
     })
 }
 
 /// MySQL has no boolean literal type for parameters: TINYINT(1) takes 1/0.
-fn bool_text(value: bool, instance: InstanceType) -> String {
+fn bool_text(value: bool, instance: InstanceType) -> &'static str {
     match (instance, value) {
-        (InstanceType::AnalyticDBForMySQL, true) => "1".into(),
-        (InstanceType::AnalyticDBForMySQL, false) => "0".into(),
-        (InstanceType::AnalyticDBForPostgreSQL, v) => v.to_string(),
+        (InstanceType::AnalyticDBForMySQL, true) => "1",
+        (InstanceType::AnalyticDBForMySQL, false) => "0",
+        (InstanceType::AnalyticDBForPostgreSQL, true) => "true",
+        (InstanceType::AnalyticDBForPostgreSQL, false) => "false",
     }
 }
 
@@ -151,10 +289,14 @@ mod tests {
         Table::new("public", "t", columns)
     }
 
+    fn values(row: &Row) -> Vec<(usize, Option<String>)> {
+        row.values()
+            .map(|(c, v)| (c, v.map(str::to_string)))
+            .collect()
+    }
+
     fn ok(json: &str) -> Vec<(usize, Option<String>)> {
-        decode(Some(json.as_bytes()), &table(), UnknownFields::Fail, PG)
-            .expect("decodes")
-            .values
+        values(&decode(Some(json.as_bytes()), &table(), UnknownFields::Fail, PG).expect("decodes"))
     }
 
     fn err(payload: &[u8], unknown: UnknownFields) -> DecodeError {
@@ -187,7 +329,7 @@ mod tests {
             InstanceType::AnalyticDBForMySQL,
         )
         .expect("decodes");
-        assert_eq!(row.values, vec![(4, Some("0".into()))]);
+        assert_eq!(values(&row), vec![(4, Some("0".into()))]);
     }
 
     #[test]
@@ -222,6 +364,41 @@ mod tests {
         );
         assert!(err(hostile, UnknownFields::Fail).is_sink_error());
         let row = decode(Some(hostile), &table(), UnknownFields::Ignore, PG).expect("decodes");
-        assert_eq!(row.values, vec![(0, Some("1".into()))]);
+        assert_eq!(values(&row), vec![(0, Some("1".into()))]);
+    }
+
+    #[test]
+    fn a_key_set_twice_keeps_its_later_value() {
+        assert_eq!(ok(r#"{"id": 1, "ID": 2}"#), vec![(0, Some("2".into()))]);
+        assert_eq!(ok(r#"{"ID": 1, "id": 2}"#), vec![(0, Some("2".into()))]);
+    }
+
+    #[test]
+    fn escaped_keys_and_values_are_unescaped() {
+        assert_eq!(
+            ok(r#" {"n\u0061me": "tab\there", "id": "\u00e9"}"#),
+            vec![(0, Some("\u{e9}".into())), (1, Some("tab\there".into()))]
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_malformed_whatever_its_keys() {
+        assert!(matches!(
+            err(br#"{"nope": 1, "id": }"#, UnknownFields::Fail),
+            DecodeError::InvalidJson(_)
+        ));
+        assert!(matches!(
+            err(br#"{"id": 1} trailing"#, UnknownFields::Ignore),
+            DecodeError::InvalidJson(_)
+        ));
+    }
+
+    #[test]
+    fn rows_built_by_hand_match_decoded_ones() {
+        let row: Row = [(5, None), (0, Some("1"))].into_iter().collect();
+        assert_eq!(values(&row), ok(r#"{"note": null, "id": 1}"#));
+        assert_eq!(row.get(5), Some(None));
+        assert_eq!(row.get(1), None);
+        assert_eq!(row.bytes(), 5);
     }
 }

@@ -54,8 +54,8 @@ impl Dialect {
         let mut sizes = Vec::new();
         let (mut count, mut params, mut bytes) = (0usize, 0usize, 0usize);
         for row in rows {
-            let row_params = row.values.len().max(1);
-            let row_bytes = row.bytes + row_params * PARAM_OVERHEAD;
+            let row_params = row.len().max(1);
+            let row_bytes = row.bytes() + row_params * PARAM_OVERHEAD;
             let over_params = params + row_params > MAX_PARAMS;
             let over_bytes = self == Self::MySql && bytes + row_bytes > MYSQL_MAX_STATEMENT_BYTES;
             if count > 0 && (over_params || over_bytes) {
@@ -87,10 +87,7 @@ impl Dialect {
         } else {
             rows.to_vec()
         };
-        let mut columns: Vec<usize> = rows
-            .iter()
-            .flat_map(|r| r.values.iter().map(|(c, _)| *c))
-            .collect();
+        let mut columns: Vec<usize> = rows.iter().flat_map(|r| r.columns()).collect();
         columns.sort_unstable();
         columns.dedup();
         let verb = match (self, mode) {
@@ -118,7 +115,7 @@ impl Dialect {
                 }
                 match row.get(*column) {
                     Some(value) => {
-                        params.push(value.as_deref());
+                        params.push(value);
                         self.placeholder(&mut sql, params.len(), table, *column);
                     }
                     None => sql.push_str("DEFAULT"),
@@ -171,7 +168,7 @@ fn on_conflict(table: &Table, columns: &[usize], primary_key: &[usize]) -> Strin
 fn by_columns<'a>(table: &Table, rows: &[&'a Row]) -> Vec<(Vec<usize>, String, Vec<&'a Row>)> {
     let mut groups: std::collections::BTreeMap<Vec<usize>, Vec<&Row>> = Default::default();
     for row in rows {
-        let columns: Vec<usize> = row.values.iter().map(|(c, _)| *c).collect();
+        let columns: Vec<usize> = row.columns().collect();
         groups.entry(columns).or_default().push(row);
     }
     groups
@@ -242,31 +239,37 @@ pub fn staged_upserts<'a>(
 
 /// One row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
 pub fn copy_line(row: &Row, out: &mut Vec<u8>) {
-    for (i, (_, value)) in row.values.iter().enumerate() {
+    for (i, (_, value)) in row.values().enumerate() {
         if i > 0 {
             out.push(b'\t');
         }
-        match value {
-            None => out.extend_from_slice(b"\\N"),
-            Some(text) => {
-                for byte in text.bytes() {
-                    match byte {
-                        b'\\' => out.extend_from_slice(b"\\\\"),
-                        b'\t' => out.extend_from_slice(b"\\t"),
-                        b'\n' => out.extend_from_slice(b"\\n"),
-                        b'\r' => out.extend_from_slice(b"\\r"),
-                        other => out.push(other),
-                    }
-                }
-            }
+        let Some(text) = value else {
+            out.extend_from_slice(b"\\N");
+            continue;
+        };
+        // Runs without a reserved byte are copied whole.
+        let mut rest = text.as_bytes();
+        while let Some(i) = rest
+            .iter()
+            .position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+        {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(match rest[i] {
+                b'\\' => b"\\\\",
+                b'\t' => b"\\t",
+                b'\n' => b"\\n",
+                _ => b"\\r",
+            });
+            rest = &rest[i + 1..];
         }
+        out.extend_from_slice(rest);
     }
     out.push(b'\n');
 }
 
 fn last_per_key<'a>(rows: &[&'a Row], primary_key: &[usize]) -> Vec<&'a Row> {
-    let key = |row: &Row| -> Vec<Option<Option<String>>> {
-        primary_key.iter().map(|c| row.get(*c).cloned()).collect()
+    let key = |row: &'a Row| -> Vec<Option<Option<&'a str>>> {
+        primary_key.iter().map(|c| row.get(*c)).collect()
     };
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<&Row> = rows
@@ -306,13 +309,7 @@ mod tests {
     }
 
     fn row(values: &[(usize, Option<&str>)]) -> Row {
-        Row {
-            values: values
-                .iter()
-                .map(|(c, v)| (*c, v.map(str::to_string)))
-                .collect(),
-            bytes: 10,
-        }
+        values.iter().copied().collect()
     }
 
     #[test]
@@ -415,10 +412,7 @@ mod tests {
 
     #[test]
     fn chunks_respect_the_parameter_limit() {
-        let wide = Row {
-            values: (0..1000).map(|c| (c, Some("x".to_string()))).collect(),
-            bytes: 1000,
-        };
+        let wide: Row = (0..1000).map(|c| (c, Some("x"))).collect();
         let rows: Vec<&Row> = std::iter::repeat_n(&wide, 200).collect();
         let sizes = Dialect::Postgres.chunk_sizes(&rows);
         assert_eq!(sizes, vec![65, 65, 65, 5]);
@@ -427,10 +421,8 @@ mod tests {
 
     #[test]
     fn mysql_chunks_stay_under_16_mib() {
-        let big = Row {
-            values: vec![(0, Some(String::new()))],
-            bytes: 3 * 1024 * 1024,
-        };
+        let text = "x".repeat(3 * 1024 * 1024);
+        let big = row(&[(0, Some(&text))]);
         let rows: Vec<&Row> = std::iter::repeat_n(&big, 12).collect();
         assert_eq!(Dialect::MySql.chunk_sizes(&rows), vec![5, 5, 2]);
         assert_eq!(Dialect::Postgres.chunk_sizes(&rows), vec![12]);

@@ -110,7 +110,7 @@ mod tests {
             }
             let values: Vec<String> = rows
                 .iter()
-                .map(|r| r.values[0].1.clone().unwrap_or_default())
+                .map(|r| r.get(0).flatten().unwrap_or_default().to_string())
                 .collect();
             if values.iter().any(|v| v.starts_with("bad")) {
                 return Err(WriteError::Rejected {
@@ -130,10 +130,7 @@ mod tests {
     fn rows(values: &[&str]) -> Vec<Row> {
         values
             .iter()
-            .map(|v| Row {
-                values: vec![(0, Some(v.to_string()))],
-                bytes: v.len(),
-            })
+            .map(|v| [(0, Some(*v))].into_iter().collect())
             .collect()
     }
 
