@@ -69,11 +69,6 @@ impl Batch {
         self.is_full() || self.deadline().is_some_and(|d| now >= d)
     }
 
-    /// Whether a full batch is waiting and the next one is full too: time to pause fetching.
-    pub fn is_backlogged(&self) -> bool {
-        self.messages.len() >= 2 * self.limits.rows || self.bytes >= 2 * self.limits.bytes
-    }
-
     /// Takes the oldest messages up to the limits; what is left starts the next batch.
     pub fn take(&mut self) -> Vec<OwnedMessage> {
         let mut rows = 0;
@@ -183,10 +178,8 @@ mod tests {
         for offset in 0..7 {
             batch.push(message(0, offset, b"a"));
         }
-        assert!(batch.is_backlogged());
         assert_eq!(batch.take().len(), 3);
         assert_eq!(batch.len(), 4);
-        assert!(!batch.is_backlogged());
         assert_eq!(
             batch.take().iter().map(|m| m.offset()).collect::<Vec<_>>(),
             vec![3, 4, 5]

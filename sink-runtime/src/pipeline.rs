@@ -1,8 +1,9 @@
 //! One consumer task, top to bottom: consume → batch → decode → write → dead-letter → commit.
 //!
 //! Two loops per task. The consume loop batches what the dispatcher (`dispatch.rs`) deals it and
-//! hands full or lingering batches to the write loop through a one-slot channel; behind a busy
-//! writer it stops taking messages, so the dispatcher holds them back. The write loop
+//! hands full or lingering batches to the write loop through a one-slot channel; it fills at
+//! most one batch ahead of the writer and otherwise takes nothing, so the dispatcher holds
+//! messages back. The write loop
 //! decodes, writes, routes failures, and only then commits: an offset never moves past a
 //! record that did not reach the table or a dead-letter/error topic.
 
@@ -65,20 +66,26 @@ async fn consume_loop(
     halt: &CancellationToken,
 ) {
     let mut batch = Batch::new(Limits::from(&shared.spec.write));
+    // The writer's one free slot, reserved before a batch is filled: one batch is filled while
+    // the previous one is written, and none waits in between holding memory. Without a slot
+    // nothing is taken and the dispatcher holds the rest back. After a Stop-policy failure
+    // nothing more is taken or written: the partitions stay uncommitted until the sink is
+    // restarted.
+    let mut slot: Option<mpsc::Permit<'_, Vec<OwnedMessage>>> = None;
     loop {
-        let now = Instant::now();
-        let ready = batch.is_ready(now);
-        let linger = batch.deadline().filter(|_| !ready);
-        // Behind a busy writer (a second batch waiting) take nothing more: the dispatcher holds
-        // the rest back. After a Stop-policy failure nothing more is taken or written: the
-        // partitions stay uncommitted until the sink is restarted.
-        let take = !batch.is_backlogged() && !halt.is_cancelled();
+        if batch.is_ready(Instant::now())
+            && let Some(permit) = slot.take()
+        {
+            permit.send(batch.take());
+        }
+        let take = slot.is_some() && !batch.is_full() && !halt.is_cancelled();
+        let linger = batch.deadline().filter(|_| slot.is_some());
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break,
-            permit = tx.reserve(), if ready && !halt.is_cancelled() => {
+            permit = tx.reserve(), if slot.is_none() && !halt.is_cancelled() => {
                 let Ok(permit) = permit else { break };
-                permit.send(batch.take());
+                slot = Some(permit);
             }
             event = events.recv(), if take => match event {
                 Some(Event::Message(message)) => {
@@ -93,7 +100,12 @@ async fn consume_loop(
     }
     // Shutting down: hand over what was read so it is written and committed, not re-read.
     if !batch.is_empty() && !halt.is_cancelled() {
-        let _ = tx.send(batch.take()).await;
+        match slot {
+            Some(permit) => permit.send(batch.take()),
+            None => {
+                let _ = tx.send(batch.take()).await;
+            }
+        }
     }
 }
 
