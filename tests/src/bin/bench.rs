@@ -28,6 +28,8 @@ use serde_json::json;
 use sqlx::Connection;
 
 const PARTITIONS: i32 = 12;
+const USAGE: &str = "usage: bench [--messages N] [--json FILE] [--quick] [--only TEXT] \
+                     [--kafka-property KEY=VALUE]... (details: tests/src/bin/bench.rs)";
 const BASELINE_SAMPLE: usize = 20_000;
 
 struct Args {
@@ -61,8 +63,13 @@ fn args() -> Args {
             "--kafka-property" => args
                 .kafka_properties
                 .push(it.next().expect("--kafka-property KEY=VALUE")),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => {
-                panic!("unknown argument {other:?}; see the doc comment in tests/src/bin/bench.rs")
+                eprintln!("bench: unknown argument {other:?}\n{USAGE}");
+                std::process::exit(2);
             }
         }
     }
@@ -157,11 +164,19 @@ struct Row {
     rows: usize,
     seconds: f64,
     peak_rss_mib: Option<f64>,
+    /// adbsink: seconds from start to the first committed row (start-up and the group join).
+    first_row: Option<f64>,
 }
 
 impl Row {
     fn rate(&self) -> f64 {
         self.rows as f64 / self.seconds
+    }
+
+    /// adbsink: rows/s once rows flow, without start-up and the group join.
+    fn steady_rate(&self) -> Option<f64> {
+        self.first_row
+            .map(|f| self.rows as f64 / (self.seconds - f))
     }
 }
 
@@ -277,6 +292,7 @@ fn broker_ceiling(services: &Services, topic: &str, n: usize) -> Row {
         rows: n,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_mib: None,
+        first_row: None,
     }
 }
 
@@ -306,6 +322,7 @@ async fn postgres_ceiling(services: &Services, records: &[Record]) -> Row {
         rows,
         seconds,
         peak_rss_mib: None,
+        first_row: None,
     }
 }
 
@@ -355,6 +372,7 @@ async fn mariadb_ceiling(services: &Services, records: &[Record]) -> Row {
         rows: records.len(),
         seconds,
         peak_rss_mib: None,
+        first_row: None,
     }
 }
 
@@ -420,6 +438,7 @@ async fn baseline(services: &Services, db: Db, records: &[Record]) -> Row {
         rows: records.len(),
         seconds,
         peak_rss_mib: None,
+        first_row: None,
     }
 }
 
@@ -545,6 +564,7 @@ async fn adbsink(services: &Services, topic: &str, n: usize, run: Run<'_>) -> Ro
         rows: n,
         seconds,
         peak_rss_mib: Some(peak),
+        first_row,
     }
 }
 
@@ -586,8 +606,16 @@ fn report(results: &[Row], args: &Args) {
         args.messages
     );
     println!(
-        "{:<62} {:>12} {:>9} {:>13} {:>13} {:>9}",
-        "measurement", "rows/s", "seconds", "vs ceiling", "vs baseline", "peak RSS"
+        "{:<62} {:>9} {:>8} {:>11} {:>12} {:>9} {:>12} {:>12} {:>9}",
+        "measurement",
+        "rows/s",
+        "seconds",
+        "vs ceiling",
+        "vs baseline",
+        "1st row s",
+        "steady rows/s",
+        "steady vs c.",
+        "peak RSS"
     );
     let mut json_rows = Vec::new();
     for r in results {
@@ -604,22 +632,32 @@ fn report(results: &[Row], args: &Args) {
         let ceiling = db_ceiling.map(|c| c.min(broker));
         let vs_ceiling = ceiling.filter(|_| is_adbsink).map(|c| r.rate() / c);
         let vs_baseline = baseline.filter(|_| is_adbsink).map(|b| r.rate() / b);
+        let steady_vs_ceiling = ceiling.zip(r.steady_rate()).map(|(c, s)| s / c);
+        let show = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or(String::new(), f);
         println!(
-            "{:<62} {:>12.0} {:>9.2} {:>13} {:>13} {:>9}",
+            "{:<62} {:>9.0} {:>8.2} {:>11} {:>12} {:>9} {:>12} {:>12} {:>9}",
             r.name,
             r.rate(),
             r.seconds,
-            vs_ceiling.map_or(String::new(), |v| format!("{v:.2}x")),
-            vs_baseline.map_or(String::new(), |v| format!("{v:.1}x")),
-            r.peak_rss_mib
-                .map_or(String::new(), |m| format!("{m:.0} MiB")),
+            show(vs_ceiling, &|v| format!("{v:.2}x")),
+            show(vs_baseline, &|v| format!("{v:.1}x")),
+            show(r.first_row, &|v| format!("{v:.2}")),
+            show(r.steady_rate(), &|v| format!("{v:.0}")),
+            show(steady_vs_ceiling, &|v| format!("{v:.2}x")),
+            show(r.peak_rss_mib, &|m| format!("{m:.0} MiB")),
         );
         json_rows.push(json!({
             "name": r.name, "rows": r.rows, "seconds": r.seconds, "rowsPerSecond": r.rate(),
             "ratioToMinCeiling": vs_ceiling, "ratioToBaseline": vs_baseline, "peakRssMiB": r.peak_rss_mib,
+            "firstRowSeconds": r.first_row, "steadyRowsPerSecond": r.steady_rate(),
+            "steadyRatioToMinCeiling": steady_vs_ceiling,
         }));
     }
-    println!("\nvs ceiling = adbsink / min(database ceiling, broker ceiling)");
+    println!("\nvs ceiling = adbsink / min(database ceiling, broker ceiling), start to last row");
+    println!(
+        "steady = from the first committed row to the last: without process start-up and the \
+         broker's group join"
+    );
     if let Some(path) = &args.json {
         let doc = json!({"messages": args.messages, "cores": cores, "results": json_rows});
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
