@@ -24,11 +24,22 @@ pub struct Row {
 }
 
 impl Row {
-    /// Sets `column`; a column set twice keeps the later value, as a JSON object does.
-    pub fn set(&mut self, column: usize, value: Option<&str>) {
-        self.cells.retain(|(c, _)| *c != column);
+    /// Adds a value; [`Row::finish`] orders the row and settles columns set twice.
+    fn push(&mut self, column: usize, value: Option<&str>) {
         let span = value.map(|v| self.append(v));
         self.cells.push((column, span));
+    }
+
+    /// Puts the cells in column order; a column set twice keeps its later value, as a JSON
+    /// object does. The sort is stable, so of equal columns the later one comes last.
+    fn finish(&mut self) {
+        self.cells.sort_by_key(|(c, _)| *c);
+        self.cells.dedup_by(|later, kept| {
+            later.0 == kept.0 && {
+                *kept = *later;
+                true
+            }
+        });
     }
 
     /// Appends `value` to the text; returns its span.
@@ -75,19 +86,15 @@ impl Row {
             .map(|(_, span)| span.map_or(4, |(start, end)| (end - start) as usize))
             .sum()
     }
-
-    fn sort(&mut self) {
-        self.cells.sort_unstable_by_key(|(c, _)| *c);
-    }
 }
 
 impl<'a> FromIterator<(usize, Option<&'a str>)> for Row {
     fn from_iter<I: IntoIterator<Item = (usize, Option<&'a str>)>>(values: I) -> Self {
         let mut row = Row::default();
         for (column, value) in values {
-            row.set(column, value);
+            row.push(column, value);
         }
-        row.sort();
+        row.finish();
         row
     }
 }
@@ -170,7 +177,7 @@ pub fn decode(
     if let Some(key) = decoder.unknown_key {
         return Err(DecodeError::UnknownColumn(key));
     }
-    row.sort();
+    row.finish();
     Ok(row)
 }
 
@@ -217,7 +224,7 @@ impl<'de> Visitor<'de> for &mut RowDecoder<'_> {
             };
             let value: &RawValue = map.next_value()?;
             let text = value_text(value.get(), self.instance).map_err(de::Error::custom)?;
-            row.set(column, text.as_deref());
+            row.push(column, text.as_deref());
         }
         Ok(row)
     }
@@ -371,6 +378,14 @@ mod tests {
     fn a_key_set_twice_keeps_its_later_value() {
         assert_eq!(ok(r#"{"id": 1, "ID": 2}"#), vec![(0, Some("2".into()))]);
         assert_eq!(ok(r#"{"ID": 1, "id": 2}"#), vec![(0, Some("2".into()))]);
+        assert_eq!(
+            ok(r#"{"note": "n", "id": 1, "name": "a", "ID": null, "id": 3}"#),
+            vec![
+                (0, Some("3".into())),
+                (1, Some("a".into())),
+                (5, Some("n".into()))
+            ]
+        );
     }
 
     #[test]
@@ -395,10 +410,13 @@ mod tests {
 
     #[test]
     fn rows_built_by_hand_match_decoded_ones() {
-        let row: Row = [(5, None), (0, Some("1"))].into_iter().collect();
+        let row: Row = [(5, Some("x")), (0, Some("1")), (5, None)]
+            .into_iter()
+            .collect();
         assert_eq!(values(&row), ok(r#"{"note": null, "id": 1}"#));
         assert_eq!(row.get(5), Some(None));
         assert_eq!(row.get(1), None);
-        assert_eq!(row.bytes(), 5);
+        assert_eq!(row.len(), 2);
+        assert_eq!(row.bytes(), 5, "an overwritten value does not count");
     }
 }
