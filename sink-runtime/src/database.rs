@@ -204,27 +204,21 @@ impl Database {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
-        if let Pool::Postgres(pool) = &self.pool {
-            let result = match mode {
+        let result = match &self.pool {
+            Pool::Postgres(pool) => match mode {
                 WriteMode::Insert => copy_in_transaction(pool, table, rows).await,
                 WriteMode::Upsert => upsert_staged(pool, table, rows, primary_key).await,
-            };
-            return result.map_err(|e| classify(&e));
-        }
-        let mut statements = Vec::new();
-        let mut start = 0;
-        for size in self.dialect.chunk_sizes(rows) {
-            statements.push(self.dialect.write(
-                table,
-                &rows[start..start + size],
-                mode,
-                primary_key,
-            ));
-            start += size;
-        }
-        let result = match &self.pool {
-            Pool::Postgres(pool) => in_transaction(pool, statements).await,
-            Pool::MySql(pool) => in_transaction(pool, statements).await,
+            },
+            Pool::MySql(pool) => {
+                let mut statements = Vec::new();
+                let mut start = 0;
+                for size in self.dialect.chunk_sizes(rows) {
+                    let run = &rows[start..start + size];
+                    statements.push(self.dialect.write(table, run, mode, primary_key));
+                    start += size;
+                }
+                mysql_in_transaction(pool, statements).await
+            }
         };
         result.map_err(|e| classify(&e))
     }
@@ -473,16 +467,11 @@ async fn upsert_staged(
     tx.commit().await
 }
 
-async fn in_transaction<DB>(
-    pool: &sqlx::Pool<DB>,
+/// MySQL's multi-row statements, in one transaction.
+async fn mysql_in_transaction(
+    pool: &sqlx::MySqlPool,
     statements: Vec<Statement<'_>>,
-) -> Result<(), sqlx::Error>
-where
-    DB: sqlx::Database,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'c> &'c mut <DB as sqlx::Database>::Connection: Executor<'c, Database = DB>,
-{
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for statement in statements {
         let mut query = sqlx::query(&statement.sql);
