@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use adbsink_crd::WriteSpec;
 use rdkafka::message::{Message, OwnedMessage};
 
+/// A batch's source is quiet after this fraction of the linger without a record.
+const QUIET_FRACTION: u32 = 10;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub rows: usize,
@@ -44,7 +47,12 @@ impl Batch {
 
     pub fn push(&mut self, message: OwnedMessage) {
         self.bytes += message.payload().map_or(0, <[u8]>::len);
-        self.started.get_or_insert_with(Instant::now);
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+            // Room for a full batch at once instead of a dozen copies while it grows; pages
+            // a partial batch never reaches are never touched.
+            self.messages.reserve(self.limits.rows);
+        }
         self.messages.push(message);
     }
 
@@ -65,8 +73,14 @@ impl Batch {
         self.started.map(|s| s + self.limits.linger)
     }
 
-    pub fn is_ready(&self, now: Instant) -> bool {
-        self.is_full() || self.deadline().is_some_and(|d| now >= d)
+    /// When a partly filled batch is written if nothing more arrives after `drained` (the
+    /// moment its source ran dry): at its linger deadline, or sooner after a quiet tenth of
+    /// the linger. Records that arrive together are written together; a sink that has read
+    /// all there is for now writes it at once instead of holding the last records for the
+    /// whole linger.
+    pub fn write_by(&self, drained: Instant) -> Option<Instant> {
+        let deadline = self.deadline()?;
+        Some(deadline.min(drained + self.limits.linger / QUIET_FRACTION))
     }
 
     /// Takes the oldest messages up to the limits; what is left starts the next batch.
@@ -163,13 +177,20 @@ mod tests {
     }
 
     #[test]
-    fn ready_after_linger() {
+    fn written_after_the_linger_or_a_quiet_tenth_of_it() {
         let mut batch = Batch::new(limits());
-        assert!(!batch.is_ready(Instant::now()));
+        assert_eq!(batch.write_by(Instant::now()), None, "nothing to write");
         batch.push(message(0, 0, b"a"));
         let deadline = batch.deadline().unwrap();
-        assert!(!batch.is_ready(deadline - Duration::from_millis(1)));
-        assert!(batch.is_ready(deadline));
+        // Drained right away: a tenth of the 60 s linger later.
+        let drained = deadline - Duration::from_secs(60);
+        assert_eq!(
+            batch.write_by(drained),
+            Some(drained + Duration::from_secs(6))
+        );
+        // Drained late: never past the linger deadline.
+        let late = deadline - Duration::from_secs(1);
+        assert_eq!(batch.write_by(late), Some(deadline));
     }
 
     #[test]

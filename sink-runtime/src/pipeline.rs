@@ -1,9 +1,9 @@
 //! One consumer task, top to bottom: consume → batch → decode → write → dead-letter → commit.
 //!
 //! Two loops per task. The consume loop batches what the dispatcher (`dispatch.rs`) deals it and
-//! hands full or lingering batches to the write loop through a one-slot channel; it fills at
-//! most one batch ahead of the writer and otherwise takes nothing, so the dispatcher holds
-//! messages back. The write loop
+//! hands full batches, and partly filled ones once they linger or their source goes quiet, to
+//! the write loop through a one-slot channel; it fills at most one batch ahead of the writer and
+//! otherwise takes nothing, so the dispatcher holds messages back. The write loop
 //! decodes, writes, routes failures, and only then commits: an offset never moves past a
 //! record that did not reach the table or a dead-letter/error topic.
 
@@ -72,14 +72,32 @@ async fn consume_loop(
     // nothing more is taken or written: the partitions stay uncommitted until the sink is
     // restarted.
     let mut slot: Option<mpsc::Permit<'_, Vec<OwnedMessage>>> = None;
+    // The batch's time is up (linger, or its source went quiet).
+    let mut due = false;
     loop {
-        if batch.is_ready(Instant::now())
+        due &= !batch.is_empty();
+        if (batch.is_full() || due)
             && let Some(permit) = slot.take()
         {
             permit.send(batch.take());
+            due = false;
         }
-        let take = slot.is_some() && !batch.is_full() && !halt.is_cancelled();
-        let linger = batch.deadline().filter(|_| slot.is_some());
+        let take = slot.is_some() && !halt.is_cancelled();
+        // Take what is already waiting without a wake-up or a clock read per message.
+        while take && !batch.is_full() {
+            match events.try_recv() {
+                Ok(event) => on_event(shared, &mut batch, event),
+                Err(_) => break,
+            }
+        }
+        if take && batch.is_full() {
+            continue;
+        }
+        let write_by = if take {
+            batch.write_by(Instant::now())
+        } else {
+            None
+        };
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break,
@@ -87,15 +105,11 @@ async fn consume_loop(
                 let Ok(permit) = permit else { break };
                 slot = Some(permit);
             }
+            _ = sleep_until(write_by), if write_by.is_some() => due = true,
             event = events.recv(), if take => match event {
-                Some(Event::Message(message)) => {
-                    shared.metrics.consumed.inc();
-                    batch.push(message);
-                }
-                Some(Event::Revoked(partitions)) => batch.drop_partitions(&partitions),
+                Some(event) => on_event(shared, &mut batch, event),
                 None => break,
             },
-            _ = sleep_until(linger), if linger.is_some() => {}
         }
     }
     // Shutting down: hand over what was read so it is written and committed, not re-read.
@@ -106,6 +120,16 @@ async fn consume_loop(
                 let _ = tx.send(batch.take()).await;
             }
         }
+    }
+}
+
+fn on_event(shared: &Shared, batch: &mut Batch, event: Event) {
+    match event {
+        Event::Message(message) => {
+            shared.metrics.consumed.inc();
+            batch.push(message);
+        }
+        Event::Revoked(partitions) => batch.drop_partitions(&partitions),
     }
 }
 
