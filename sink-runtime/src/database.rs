@@ -415,7 +415,9 @@ async fn copy_in(
     sql: &str,
     rows: &[&Row],
 ) -> Result<(), sqlx::Error> {
-    const CHUNK: usize = 1 << 20;
+    // sqlx copies each chunk into the connection's buffer: a small one is cheap to allocate
+    // and keeps the batch from being held twice.
+    const CHUNK: usize = 64 << 10;
     let mut buffer = Vec::with_capacity(CHUNK + 4096);
     let mut copy = conn.copy_in_raw(sql).await?;
     for row in rows {

@@ -166,11 +166,24 @@ fn on_conflict(table: &Table, columns: &[usize], primary_key: &[usize]) -> Strin
 
 /// Rows grouped by the columns they set, with the quoted column list of each group.
 fn by_columns<'a>(table: &Table, rows: &[&'a Row]) -> Vec<(Vec<usize>, String, Vec<&'a Row>)> {
-    let mut groups: std::collections::BTreeMap<Vec<usize>, Vec<&Row>> = Default::default();
+    // Few groups, usually one: a linear search starting at the last row's group, so a row
+    // costs a comparison and no allocation.
+    let mut groups: Vec<(Vec<usize>, Vec<&Row>)> = Vec::new();
+    let mut last = 0;
     for row in rows {
-        let columns: Vec<usize> = row.columns().collect();
-        groups.entry(columns).or_default().push(row);
+        let same = |g: &(Vec<usize>, Vec<&Row>)| g.0.iter().copied().eq(row.columns());
+        if !groups.get(last).is_some_and(same) {
+            last = match groups.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    groups.push((row.columns().collect(), Vec::new()));
+                    groups.len() - 1
+                }
+            };
+        }
+        groups[last].1.push(row);
     }
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_iter()
         .map(|(columns, rows)| {
