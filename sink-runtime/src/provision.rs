@@ -214,10 +214,10 @@ impl Provisioner {
         let consumer = self.group_consumer(group)?;
         let topic = topic.to_string();
         let group = group.to_string();
-        blocking(move || {
-            let partitions = partitions_of(&consumer, &topic)?;
-            let committed = committed(&consumer, &topic, &partitions)?;
-            if committed.values().any(Option::is_some) || group_listed(&consumer, &group)? {
+        blocking(consumer, move |consumer| {
+            let partitions = partitions_of(consumer, &topic)?;
+            let committed = committed(consumer, &topic, &partitions)?;
+            if committed.values().any(Option::is_some) || group_listed(consumer, &group)? {
                 return Ok(GroupState::Exists);
             }
             if creation == ResourceCreation::Manual {
@@ -259,7 +259,7 @@ impl Provisioner {
     pub async fn group_exists(&self, group: &str) -> Result<bool> {
         let consumer = self.group_consumer(group)?;
         let group = group.to_string();
-        blocking(move || group_listed(&consumer, &group)).await
+        blocking(consumer, move |consumer| group_listed(consumer, &group)).await
     }
 
     /// End offsets minus committed offsets, per partition, clamped at zero (some brokers report
@@ -267,9 +267,9 @@ impl Provisioner {
     pub async fn lag(&self, group: &str, topic: &str) -> Result<Lag> {
         let consumer = self.group_consumer(group)?;
         let topic = topic.to_string();
-        blocking(move || {
-            let partitions = partitions_of(&consumer, &topic)?;
-            let committed = committed(&consumer, &topic, &partitions)?;
+        blocking(consumer, move |consumer| {
+            let partitions = partitions_of(consumer, &topic)?;
+            let committed = committed(consumer, &topic, &partitions)?;
             let mut lag = Lag::default();
             for partition in partitions {
                 let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
@@ -287,9 +287,9 @@ impl Provisioner {
     pub async fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, Option<i64>>> {
         let consumer = self.group_consumer(group)?;
         let topic = topic.to_string();
-        blocking(move || {
-            let partitions = partitions_of(&consumer, &topic)?;
-            Ok(committed(&consumer, &topic, &partitions)?
+        blocking(consumer, move |consumer| {
+            let partitions = partitions_of(consumer, &topic)?;
+            Ok(committed(consumer, &topic, &partitions)?
                 .into_iter()
                 .collect())
         })
@@ -300,9 +300,9 @@ impl Provisioner {
     pub async fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
         let consumer: BaseConsumer = self.connection.client_config().create()?;
         let topic = topic.to_string();
-        blocking(move || {
+        blocking(consumer, move |consumer| {
             let mut out = BTreeMap::new();
-            for partition in partitions_of(&consumer, &topic)? {
+            for partition in partitions_of(consumer, &topic)? {
                 out.insert(
                     partition,
                     consumer.fetch_watermarks(&topic, partition, TIMEOUT)?.1,
@@ -327,8 +327,8 @@ impl Provisioner {
             .set("enable.partition.eof", "false")
             .create()?;
         let topic = topic.to_string();
-        blocking(move || {
-            let partitions = partitions_of(&consumer, &topic)?;
+        blocking(consumer, move |consumer| {
+            let partitions = partitions_of(consumer, &topic)?;
             let mut ends = HashMap::new();
             let mut list = TopicPartitionList::new();
             for partition in partitions {
@@ -392,6 +392,7 @@ impl Provisioner {
             .send(FutureRecord::to(topic).key(key).payload(&payload), TIMEOUT)
             .await
             .map_err(|(e, _)| Error::Kafka(e))?;
+        dispose(producer);
         Ok(())
     }
 
@@ -407,7 +408,7 @@ impl Provisioner {
     async fn partition_counts(&self, topics: &[InternalTopic]) -> Result<HashMap<String, i32>> {
         let consumer: BaseConsumer = self.connection.client_config().create()?;
         let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
-        blocking(move || {
+        blocking(consumer, move |consumer| {
             let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
             Ok(metadata
                 .topics()
@@ -463,10 +464,25 @@ fn group_listed(consumer: &BaseConsumer, group: &str) -> Result<bool> {
 }
 
 /// Runs blocking librdkafka calls off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Config(format!("blocking task failed: {e}")))?
+/// Destroys a librdkafka client off the async path: destroying one waits about 0.1 s for its
+/// threads, which would otherwise hold up a sink's start by that much per client.
+pub fn dispose<T: Send + 'static>(client: T) {
+    drop(tokio::task::spawn_blocking(move || drop(client)));
+}
+
+/// Runs librdkafka's blocking calls with `client` on a blocking thread, then disposes of it.
+async fn blocking<C: Send + 'static, T: Send + 'static>(
+    client: C,
+    f: impl FnOnce(&C) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (client, result) = tokio::task::spawn_blocking(move || {
+        let result = f(&client);
+        (client, result)
+    })
+    .await
+    .map_err(|e| Error::Config(format!("blocking task failed: {e}")))?;
+    dispose(client);
+    result
 }
 
 fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {

@@ -194,6 +194,12 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
             .create_with_context(GroupContext::new(tasks.clone()))?,
     );
     consumer.subscribe(&[config.spec.source.topic.as_str()])?;
+    // Connect and describe the table while the group forms, not after the first batch
+    // arrives. A database that is down shows as the first task retrying.
+    if let Some(first) = tasks.first() {
+        let (shared, first) = (shared.clone(), first.clone());
+        tokio::spawn(async move { shared.table(&first).await.map(drop) }.in_current_span());
+    }
     let mut handles = Vec::new();
     let mut senders = Vec::new();
     for stats in &tasks {
