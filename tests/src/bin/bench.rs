@@ -493,9 +493,12 @@ async fn adbsink(services: &Services, topic: &str, n: usize, run: Run<'_>) -> Ro
     let child = Command::new(&binary)
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args(["standalone", file.to_str().unwrap()])
+        // Tansu holds a new group's first JoinGroup for half the session timeout, and never
+        // less than a second (like Kafka's group.initial.rebalance.delay.ms, which test
+        // clusters set to 0): 2 s keeps that wait at its floor with heartbeats to spare.
         .args([
             "--kafka-property",
-            "session.timeout.ms=6000",
+            "session.timeout.ms=2000",
             "--kafka-property",
             "heartbeat.interval.ms=300",
         ])
