@@ -167,6 +167,7 @@ pub fn decode(
         unknown,
         instance,
         unknown_key: None,
+        text_capacity: text.len(),
     };
     let invalid = |e: serde_json::Error| DecodeError::InvalidJson(e.to_string());
     let mut json = serde_json::Deserializer::from_str(text);
@@ -203,6 +204,8 @@ struct RowDecoder<'t> {
     instance: InstanceType,
     /// The first key that is no column, under `UnknownFields::Fail`.
     unknown_key: Option<String>,
+    /// The values' text is at most the message's length: one allocation, not one per doubling.
+    text_capacity: usize,
 }
 
 impl<'de> Visitor<'de> for &mut RowDecoder<'_> {
@@ -213,7 +216,10 @@ impl<'de> Visitor<'de> for &mut RowDecoder<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-        let mut row = Row::default();
+        let mut row = Row {
+            text: String::with_capacity(self.text_capacity),
+            cells: Vec::with_capacity(self.table.len()),
+        };
         while let Some(Key(key)) = map.next_key()? {
             let Some(column) = self.table.column_index(&key) else {
                 map.next_value::<IgnoredAny>()?;
