@@ -70,6 +70,11 @@ impl Row {
         self.cells.iter().map(|(c, _)| *c)
     }
 
+    /// Every value, back to back (in the order they were set; duplicates included).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// How many columns the message sets.
     pub fn len(&self) -> usize {
         self.cells.len()

@@ -264,6 +264,11 @@ pub fn staged_upserts<'a>(
 
 /// One row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
 pub fn copy_line(row: &Row, out: &mut Vec<u8>) {
+    // Most rows hold no reserved byte at all: one vectorised scan of the row saves scanning
+    // each value.
+    let text = row.text().as_bytes();
+    let plain = memchr::memchr3(b'\\', b'\t', b'\n', text).is_none()
+        && memchr::memchr(b'\r', text).is_none();
     for (i, (_, value)) in row.values().enumerate() {
         if i > 0 {
             out.push(b'\t');
@@ -272,6 +277,10 @@ pub fn copy_line(row: &Row, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\\N");
             continue;
         };
+        if plain {
+            out.extend_from_slice(text.as_bytes());
+            continue;
+        }
         // Runs without a reserved byte are copied whole.
         let mut rest = text.as_bytes();
         while let Some(i) = rest
@@ -433,6 +442,19 @@ mod tests {
         let mut out = Vec::new();
         copy_line(&r, &mut out);
         assert_eq!(out, b"a\\tb\\\\c\\nd\\re\t\\N\t\\\\N\n".to_vec());
+    }
+
+    #[test]
+    fn copy_lines_of_rows_without_reserved_bytes_are_the_values() {
+        let r = row(&[(0, Some("1")), (1, None), (2, Some("a b"))]);
+        let mut out = Vec::new();
+        copy_line(&r, &mut out);
+        assert_eq!(out, b"1\t\\N\ta b\n".to_vec());
+        // One escaped value leaves the others as they are.
+        let r = row(&[(0, Some("x\ry")), (1, Some("plain"))]);
+        out.clear();
+        copy_line(&r, &mut out);
+        assert_eq!(out, b"x\\ry\tplain\n".to_vec());
     }
 
     #[test]
