@@ -379,7 +379,9 @@ pub struct WriteSpec {
     #[serde(default = "default_max_batch_bytes")]
     #[schemars(range(min = 1024, max = 67108864))]
     pub max_batch_bytes: u64,
-    /// How long a partly filled batch waits for more messages before it is written.
+    /// How long a partly filled batch waits for more messages before it is written. A batch
+    /// is written sooner once no message has arrived for a tenth of this (the sink has read
+    /// all there is for now).
     #[serde(default = "default_linger_ms")]
     #[schemars(range(max = 60000))]
     pub linger_ms: u64,
