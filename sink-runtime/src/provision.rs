@@ -463,7 +463,6 @@ fn group_listed(consumer: &BaseConsumer, group: &str) -> Result<bool> {
         .any(|g| g.name() == group && g.state() != "Dead"))
 }
 
-/// Runs blocking librdkafka calls off the async runtime.
 /// Destroys a librdkafka client off the async path: destroying one waits about 0.1 s for its
 /// threads, which would otherwise hold up a sink's start by that much per client.
 pub fn dispose<T: Send + 'static>(client: T) {
