@@ -225,14 +225,16 @@ impl<'de> Visitor<'de> for &mut RowDecoder<'_> {
             text: String::with_capacity(self.text_capacity),
             cells: Vec::with_capacity(self.table.len()),
         };
+        let mut next = 0;
         while let Some(Key(key)) = map.next_key()? {
-            let Some(column) = self.table.column_index(&key) else {
+            let Some(column) = self.table.column_index_from(&key, next) else {
                 map.next_value::<IgnoredAny>()?;
                 if self.unknown == UnknownFields::Fail && self.unknown_key.is_none() {
                     self.unknown_key = Some(key.into_owned());
                 }
                 continue;
             };
+            next = column + 1;
             let value: &RawValue = map.next_value()?;
             let text = value_text(value.get(), self.instance).map_err(de::Error::custom)?;
             row.push(column, text.as_deref());

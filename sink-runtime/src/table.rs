@@ -58,6 +58,17 @@ impl Table {
             .or_else(|| self.folded.get(&key.to_lowercase()).copied().flatten())
     }
 
+    /// [`Table::column_index`], trying column `hint` first. Messages usually list their keys
+    /// in the table's order, so passing the column after the previous key's makes most lookups
+    /// one comparison instead of a hash and a probe.
+    pub fn column_index_from(&self, key: &str, hint: usize) -> Option<usize> {
+        match self.columns.get(hint) {
+            // Names are unique, so an exact match here is the exact match.
+            Some(column) if column.name == key => Some(hint),
+            _ => self.column_index(key),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.columns.len()
     }
@@ -89,6 +100,20 @@ mod tests {
         assert_eq!(t.column_index("ID"), Some(0));
         assert_eq!(t.column_index("name"), Some(1));
         assert_eq!(t.column_index("missing"), None);
+    }
+
+    #[test]
+    fn a_hint_is_only_a_shortcut() {
+        let t = table(&["id", "Name", "name2"]);
+        assert_eq!(t.column_index_from("Name", 1), Some(1), "hit");
+        assert_eq!(t.column_index_from("name2", 1), Some(2), "miss: looked up");
+        assert_eq!(
+            t.column_index_from("NAME", 1),
+            Some(1),
+            "case folded as before"
+        );
+        assert_eq!(t.column_index_from("id", 3), Some(0), "past the end");
+        assert_eq!(t.column_index_from("missing", 0), None);
     }
 
     #[test]
