@@ -200,7 +200,7 @@ impl Database {
     pub async fn write(
         &self,
         table: &Table,
-        rows: &[&Row],
+        rows: &[&Row<'_>],
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
@@ -308,7 +308,7 @@ impl Session {
     pub async fn write(
         &self,
         table: &Table,
-        rows: &[&Row],
+        rows: &[&Row<'_>],
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
@@ -391,7 +391,7 @@ impl Session {
 async fn copy_in_transaction(
     pool: &PgPool,
     table: &Table,
-    rows: &[&Row],
+    rows: &[&Row<'_>],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     copy_rows(&mut tx, table, rows).await?;
@@ -401,7 +401,7 @@ async fn copy_in_transaction(
 async fn copy_rows(
     conn: &mut sqlx::PgConnection,
     table: &Table,
-    rows: &[&Row],
+    rows: &[&Row<'_>],
 ) -> Result<(), sqlx::Error> {
     for (sql, group) in crate::dialect::copy_groups(table, rows) {
         copy_in(conn, &sql, &group).await?;
@@ -413,7 +413,7 @@ async fn copy_rows(
 async fn copy_in(
     conn: &mut sqlx::PgConnection,
     sql: &str,
-    rows: &[&Row],
+    rows: &[&Row<'_>],
 ) -> Result<(), sqlx::Error> {
     // sqlx copies each chunk into the connection's buffer: a small one is cheap to allocate
     // and keeps the batch from being held twice.
@@ -440,7 +440,7 @@ async fn copy_in(
 async fn upsert_staged(
     pool: &PgPool,
     table: &Table,
-    rows: &[&Row],
+    rows: &[&Row<'_>],
     primary_key: &[usize],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;

@@ -2,8 +2,8 @@
 //! Values are kept as the text the database will parse: numbers keep their exact digits,
 //! nested objects and arrays stay JSON text, null stays NULL.
 //!
-//! This runs once per message, so it parses the JSON in one pass, borrows keys from the payload
-//! and keeps a row's values in one string.
+//! This runs once per message, so it parses the JSON in one pass and borrows keys and most
+//! values from the payload.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,20 +14,54 @@ use serde_json::value::RawValue;
 
 use crate::table::Table;
 
-/// One decoded message: the columns it sets, in table order, with their text values.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Row {
-    /// The values, back to back.
-    text: String,
-    /// Each set column with its value's span in `text` (None: NULL), in column order.
-    cells: Vec<(usize, Option<(u32, u32)>)>,
+/// One decoded message: the columns it sets, in table order, with their text values. Values
+/// are slices of the message where they can be (numbers, strings without escapes, nested JSON),
+/// so most rows copy nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Row<'a> {
+    /// The message value the row was decoded from.
+    source: &'a str,
+    /// Values that are no slice of the message (unescaped strings, rewritten booleans), back to
+    /// back.
+    owned: String,
+    /// Each set column with its value (None: NULL), in column order.
+    cells: Vec<(usize, Option<Span>)>,
 }
 
-impl Row {
+/// Where a value's text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Span {
+    Source(u32, u32),
+    Owned(u32, u32),
+}
+
+impl<'a> Row<'a> {
+    fn new(source: &'a str, columns: usize) -> Self {
+        Self {
+            source,
+            owned: String::new(),
+            cells: Vec::with_capacity(columns),
+        }
+    }
+
     /// Adds a value; [`Row::finish`] orders the row and settles columns set twice.
     fn push(&mut self, column: usize, value: Option<&str>) {
-        let span = value.map(|v| self.append(v));
+        let span = value.map(|v| self.slice_of_source(v).unwrap_or_else(|| self.append(v)));
         self.cells.push((column, span));
+    }
+
+    /// The span of `value` in the message, if it is a slice of it.
+    fn slice_of_source(&self, value: &str) -> Option<Span> {
+        let start = (value.as_ptr() as usize).checked_sub(self.source.as_ptr() as usize)?;
+        let end = start + value.len();
+        (end <= self.source.len()).then(|| Span::Source(offset(start), offset(end)))
+    }
+
+    /// Appends `value` to the owned text; returns its span.
+    fn append(&mut self, value: &str) -> Span {
+        let start = self.owned.len();
+        self.owned.push_str(value);
+        Span::Owned(offset(start), offset(self.owned.len()))
     }
 
     /// Puts the cells in column order; a column set twice keeps its later value, as a JSON
@@ -42,15 +76,11 @@ impl Row {
         });
     }
 
-    /// Appends `value` to the text; returns its span.
-    fn append(&mut self, value: &str) -> (u32, u32) {
-        let start = self.text.len();
-        self.text.push_str(value);
-        (offset(start), offset(self.text.len()))
-    }
-
-    fn value(&self, span: Option<(u32, u32)>) -> Option<&str> {
-        span.map(|(start, end)| &self.text[start as usize..end as usize])
+    fn value(&self, span: Option<Span>) -> Option<&str> {
+        span.map(|span| match span {
+            Span::Source(start, end) => &self.source[start as usize..end as usize],
+            Span::Owned(start, end) => &self.owned[start as usize..end as usize],
+        })
     }
 
     /// The value of `column`: None when the message does not set it, Some(None) for NULL.
@@ -70,9 +100,10 @@ impl Row {
         self.cells.iter().map(|(c, _)| *c)
     }
 
-    /// Every value, back to back (in the order they were set; duplicates included).
-    pub fn text(&self) -> &str {
-        &self.text
+    /// Text every value is a slice of: the message, and what had to be rewritten. A byte
+    /// absent from both is in no value.
+    pub fn texts(&self) -> [&str; 2] {
+        [self.source, &self.owned]
     }
 
     /// How many columns the message sets.
@@ -86,15 +117,21 @@ impl Row {
 
     /// Bytes of the values (NULL counts 4), for statement size limits.
     pub fn bytes(&self) -> usize {
-        self.cells
-            .iter()
-            .map(|(_, span)| span.map_or(4, |(start, end)| (end - start) as usize))
-            .sum()
+        self.values().map(|(_, v)| v.map_or(4, str::len)).sum()
     }
 }
 
-impl<'a> FromIterator<(usize, Option<&'a str>)> for Row {
-    fn from_iter<I: IntoIterator<Item = (usize, Option<&'a str>)>>(values: I) -> Self {
+/// Rows are equal when they set the same columns to the same values, wherever the text lives.
+impl PartialEq for Row<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.values().eq(other.values())
+    }
+}
+
+impl Eq for Row<'_> {}
+
+impl<'v> FromIterator<(usize, Option<&'v str>)> for Row<'static> {
+    fn from_iter<I: IntoIterator<Item = (usize, Option<&'v str>)>>(values: I) -> Self {
         let mut row = Row::default();
         for (column, value) in values {
             row.push(column, value);
@@ -154,12 +191,12 @@ impl fmt::Display for DecodeError {
 }
 
 /// Decodes one message value against the table.
-pub fn decode(
-    payload: Option<&[u8]>,
+pub fn decode<'a>(
+    payload: Option<&'a [u8]>,
     table: &Table,
     unknown: UnknownFields,
     instance: InstanceType,
-) -> Result<Row, DecodeError> {
+) -> Result<Row<'a>, DecodeError> {
     let payload = payload
         .filter(|p| !p.is_empty())
         .ok_or(DecodeError::Empty)?;
@@ -172,7 +209,7 @@ pub fn decode(
         unknown,
         instance,
         unknown_key: None,
-        text_capacity: text.len(),
+        source: text,
     };
     let invalid = |e: serde_json::Error| DecodeError::InvalidJson(e.to_string());
     let mut json = serde_json::Deserializer::from_str(text);
@@ -203,28 +240,25 @@ fn not_an_object(text: &str) -> DecodeError {
 }
 
 /// Decodes a JSON object straight into a [`Row`].
-struct RowDecoder<'t> {
+struct RowDecoder<'t, 'de> {
     table: &'t Table,
     unknown: UnknownFields,
     instance: InstanceType,
     /// The first key that is no column, under `UnknownFields::Fail`.
     unknown_key: Option<String>,
-    /// The values' text is at most the message's length: one allocation, not one per doubling.
-    text_capacity: usize,
+    /// The message being decoded, which the row's values borrow from.
+    source: &'de str,
 }
 
-impl<'de> Visitor<'de> for &mut RowDecoder<'_> {
-    type Value = Row;
+impl<'de> Visitor<'de> for &mut RowDecoder<'_, 'de> {
+    type Value = Row<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-        let mut row = Row {
-            text: String::with_capacity(self.text_capacity),
-            cells: Vec::with_capacity(self.table.len()),
-        };
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'de>, A::Error> {
+        let mut row = Row::new(self.source, self.table.len());
         let mut next = 0;
         while let Some(Key(key)) = map.next_key()? {
             let Some(column) = self.table.column_index_from(&key, next) else {
@@ -235,7 +269,7 @@ impl<'de> Visitor<'de> for &mut RowDecoder<'_> {
                 continue;
             };
             next = column + 1;
-            let value: &RawValue = map.next_value()?;
+            let value: &'de RawValue = map.next_value()?;
             let text = value_text(value.get(), self.instance).map_err(de::Error::custom)?;
             row.push(column, text.as_deref());
         }
@@ -419,6 +453,18 @@ mod tests {
             err(br#"{"id": 1} trailing"#, UnknownFields::Ignore),
             DecodeError::InvalidJson(_)
         ));
+    }
+
+    #[test]
+    fn only_rewritten_values_are_copied() {
+        let plain = br#"{"id":1,"name":"a b","tags":[1,2],"note":null}"#;
+        let row = decode(Some(plain), &table(), UnknownFields::Fail, PG).expect("decodes");
+        assert_eq!(row.texts()[1], "", "every value is a slice of the message");
+        let rewritten = br#"{"id":1,"name":"a\tb","ok":true}"#;
+        let row = decode(Some(rewritten), &table(), UnknownFields::Fail, PG).expect("decodes");
+        assert_eq!(row.texts()[1], "a\tbtrue");
+        assert_eq!(row.get(1), Some(Some("a\tb")));
+        assert_eq!(row.get(4), Some(Some("true")));
     }
 
     #[test]

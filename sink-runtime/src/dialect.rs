@@ -62,7 +62,7 @@ impl Dialect {
 
     /// Splits rows into runs that each fit one statement (parameter count, and packet size on
     /// MySQL). Returns the run lengths.
-    pub fn chunk_sizes(self, rows: &[&Row]) -> Vec<usize> {
+    pub fn chunk_sizes(self, rows: &[&Row<'_>]) -> Vec<usize> {
         let mut sizes = Vec::new();
         let (mut count, mut params, mut bytes) = (0usize, 0usize, 0usize);
         for row in rows {
@@ -90,11 +90,11 @@ impl Dialect {
     pub fn write<'a>(
         self,
         table: &Table,
-        rows: &[&'a Row],
+        rows: &[&'a Row<'a>],
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Statement<'a> {
-        let rows: Vec<&Row> = if mode == WriteMode::Upsert && self == Self::Postgres {
+        let rows: Vec<&Row<'_>> = if mode == WriteMode::Upsert && self == Self::Postgres {
             last_per_key(rows, primary_key)
         } else {
             rows.to_vec()
@@ -177,13 +177,16 @@ fn on_conflict(table: &Table, columns: &[usize], primary_key: &[usize]) -> Strin
 }
 
 /// Rows grouped by the columns they set, with the quoted column list of each group.
-fn by_columns<'a>(table: &Table, rows: &[&'a Row]) -> Vec<(Vec<usize>, String, Vec<&'a Row>)> {
+fn by_columns<'a>(
+    table: &Table,
+    rows: &[&'a Row<'a>],
+) -> Vec<(Vec<usize>, String, Vec<&'a Row<'a>>)> {
     // Few groups, usually one: a linear search starting at the last row's group, so a row
     // costs a comparison and no allocation.
-    let mut groups: Vec<(Vec<usize>, Vec<&Row>)> = Vec::new();
+    let mut groups: Vec<(Vec<usize>, Vec<&Row<'_>>)> = Vec::new();
     let mut last = 0;
     for row in rows {
-        let same = |g: &(Vec<usize>, Vec<&Row>)| g.0.iter().copied().eq(row.columns());
+        let same = |g: &(Vec<usize>, Vec<&Row<'_>>)| g.0.iter().copied().eq(row.columns());
         if !groups.get(last).is_some_and(same) {
             last = match groups.iter().position(same) {
                 Some(i) => i,
@@ -211,7 +214,7 @@ fn by_columns<'a>(table: &Table, rows: &[&'a Row]) -> Vec<(Vec<usize>, String, V
 /// PostgreSQL Insert mode: rows grouped by the columns they set, each group one
 /// `COPY … FROM STDIN` in text format. A column a row does not set is left out of its group's
 /// column list, so it takes its default exactly as `DEFAULT` would in an INSERT.
-pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row]) -> Vec<(String, Vec<&'a Row>)> {
+pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<(String, Vec<&'a Row<'a>>)> {
     let target = Dialect::Postgres.table_name(table);
     by_columns(table, rows)
         .into_iter()
@@ -236,7 +239,7 @@ pub fn create_stage(table: &Table) -> String {
 pub struct StagedUpsert<'a> {
     pub copy: String,
     pub merge: String,
-    pub rows: Vec<&'a Row>,
+    pub rows: Vec<&'a Row<'a>>,
 }
 
 /// PostgreSQL Upsert the bulk way: COPY is several times faster than a multi-row INSERT with
@@ -244,7 +247,7 @@ pub struct StagedUpsert<'a> {
 /// rows setting the same columns are copied and merged together.
 pub fn staged_upserts<'a>(
     table: &Table,
-    rows: &[&'a Row],
+    rows: &[&'a Row<'a>],
     primary_key: &[usize],
 ) -> Vec<StagedUpsert<'a>> {
     let target = Dialect::Postgres.table_name(table);
@@ -263,12 +266,14 @@ pub fn staged_upserts<'a>(
 }
 
 /// One row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
-pub fn copy_line(row: &Row, out: &mut Vec<u8>) {
+pub fn copy_line(row: &Row<'_>, out: &mut Vec<u8>) {
     // Most rows hold no reserved byte at all: one vectorised scan of the row saves scanning
     // each value.
-    let text = row.text().as_bytes();
-    let plain = memchr::memchr3(b'\\', b'\t', b'\n', text).is_none()
-        && memchr::memchr(b'\r', text).is_none();
+    let plain = row.texts().iter().all(|text| {
+        let text = text.as_bytes();
+        memchr::memchr3(b'\\', b'\t', b'\n', text).is_none()
+            && memchr::memchr(b'\r', text).is_none()
+    });
     for (i, (_, value)) in row.values().enumerate() {
         if i > 0 {
             out.push(b'\t');
@@ -301,12 +306,12 @@ pub fn copy_line(row: &Row, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-fn last_per_key<'a>(rows: &[&'a Row], primary_key: &[usize]) -> Vec<&'a Row> {
-    let key = |row: &'a Row| -> Vec<Option<Option<&'a str>>> {
+fn last_per_key<'a>(rows: &[&'a Row<'a>], primary_key: &[usize]) -> Vec<&'a Row<'a>> {
+    let key = |row: &'a Row<'a>| -> Vec<Option<Option<&'a str>>> {
         primary_key.iter().map(|c| row.get(*c)).collect()
     };
     let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<&Row> = rows
+    let mut out: Vec<&Row<'_>> = rows
         .iter()
         .rev()
         .filter(|row| seen.insert(key(row)))
@@ -342,7 +347,7 @@ mod tests {
         )
     }
 
-    fn row(values: &[(usize, Option<&str>)]) -> Row {
+    fn row(values: &[(usize, Option<&str>)]) -> Row<'static> {
         values.iter().copied().collect()
     }
 
@@ -459,8 +464,8 @@ mod tests {
 
     #[test]
     fn chunks_respect_the_parameter_limit() {
-        let wide: Row = (0..1000).map(|c| (c, Some("x"))).collect();
-        let rows: Vec<&Row> = std::iter::repeat_n(&wide, 200).collect();
+        let wide: Row<'static> = (0..1000).map(|c| (c, Some("x"))).collect();
+        let rows: Vec<&Row<'_>> = std::iter::repeat_n(&wide, 200).collect();
         let sizes = Dialect::Postgres.chunk_sizes(&rows);
         assert_eq!(sizes, vec![65, 65, 65, 5]);
         assert!(sizes.iter().all(|n| n * 1000 <= MAX_PARAMS));
@@ -468,8 +473,8 @@ mod tests {
 
     #[test]
     fn mysql_statements_stay_small() {
-        let ten: Row = (0..10).map(|c| (c, Some("x"))).collect();
-        let rows: Vec<&Row> = std::iter::repeat_n(&ten, 1000).collect();
+        let ten: Row<'static> = (0..10).map(|c| (c, Some("x"))).collect();
+        let rows: Vec<&Row<'_>> = std::iter::repeat_n(&ten, 1000).collect();
         let sizes = Dialect::MySql.chunk_sizes(&rows);
         assert_eq!(sizes, vec![409, 409, 182]);
         assert_eq!(Dialect::Postgres.chunk_sizes(&rows), vec![1000]);
@@ -479,7 +484,7 @@ mod tests {
     fn mysql_chunks_stay_under_16_mib() {
         let text = "x".repeat(3 * 1024 * 1024);
         let big = row(&[(0, Some(&text))]);
-        let rows: Vec<&Row> = std::iter::repeat_n(&big, 12).collect();
+        let rows: Vec<&Row<'_>> = std::iter::repeat_n(&big, 12).collect();
         assert_eq!(Dialect::MySql.chunk_sizes(&rows), vec![5, 5, 2]);
         assert_eq!(Dialect::Postgres.chunk_sizes(&rows), vec![12]);
     }

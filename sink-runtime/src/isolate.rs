@@ -6,7 +6,7 @@ use crate::decode::Row;
 
 /// Where rows go; the real one is the database, tests use a fake.
 pub trait RowWriter {
-    fn write(&self, rows: &[&Row]) -> impl Future<Output = Result<(), WriteError>> + Send;
+    fn write(&self, rows: &[&Row<'_>]) -> impl Future<Output = Result<(), WriteError>> + Send;
     /// Waits before retrying after a transient error; false means give up (shutting down).
     fn backoff(&self, attempt: u32, error: &WriteError) -> impl Future<Output = bool> + Send;
 }
@@ -34,7 +34,7 @@ pub enum Interrupted {
 /// end (until shutdown); every run is one transaction, so a retried run is never half-written.
 pub async fn write_isolating<W: RowWriter>(
     writer: &W,
-    rows: &[&Row],
+    rows: &[&Row<'_>],
     stop_at_first: bool,
 ) -> Result<Isolation, Interrupted> {
     let mut out = Isolation::default();
@@ -101,7 +101,7 @@ mod tests {
     }
 
     impl RowWriter for Fake {
-        async fn write(&self, rows: &[&Row]) -> Result<(), WriteError> {
+        async fn write(&self, rows: &[&Row<'_>]) -> Result<(), WriteError> {
             *self.calls.lock().unwrap() += 1;
             let mut outages = self.outages.lock().unwrap();
             if *outages > 0 {
@@ -127,7 +127,7 @@ mod tests {
         }
     }
 
-    fn rows(values: &[&str]) -> Vec<Row> {
+    fn rows(values: &[&str]) -> Vec<Row<'static>> {
         values
             .iter()
             .map(|v| [(0, Some(*v))].into_iter().collect())
@@ -137,7 +137,7 @@ mod tests {
     #[tokio::test]
     async fn continue_writes_every_good_row_and_isolates_each_bad_one() {
         let rows = rows(&["a", "bad1", "b", "c", "d", "bad2", "e"]);
-        let refs: Vec<&Row> = rows.iter().collect();
+        let refs: Vec<&Row<'_>> = rows.iter().collect();
         let fake = Fake::new(0);
         let out = write_isolating(&fake, &refs, false).await.unwrap();
         assert_eq!(
@@ -153,7 +153,7 @@ mod tests {
     #[tokio::test]
     async fn stop_writes_exactly_the_rows_before_the_first_bad_one() {
         let rows = rows(&["a", "b", "c", "bad1", "d", "bad2"]);
-        let refs: Vec<&Row> = rows.iter().collect();
+        let refs: Vec<&Row<'_>> = rows.iter().collect();
         let fake = Fake::new(0);
         let out = write_isolating(&fake, &refs, true).await.unwrap();
         assert_eq!(
@@ -167,7 +167,7 @@ mod tests {
     #[tokio::test]
     async fn transient_errors_are_retried_without_losing_or_rejecting_rows() {
         let rows = rows(&["a", "b"]);
-        let refs: Vec<&Row> = rows.iter().collect();
+        let refs: Vec<&Row<'_>> = rows.iter().collect();
         let fake = Fake::new(3);
         let out = write_isolating(&fake, &refs, false).await.unwrap();
         assert_eq!(out, Isolation::default());

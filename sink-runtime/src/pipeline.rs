@@ -582,7 +582,7 @@ impl<'a> DbWriter<'a> {
 }
 
 impl RowWriter for DbWriter<'_> {
-    async fn write(&self, rows: &[&Row]) -> Result<(), WriteError> {
+    async fn write(&self, rows: &[&Row<'_>]) -> Result<(), WriteError> {
         let result = match self.session {
             Some(session) => {
                 session
