@@ -8,8 +8,10 @@
 //! next start never gets an assignment.
 //!
 //! Each partition always goes to the same task (`partition % tasks`), so a partition's records
-//! stay in order and in one writer across rebalances. Revocations travel down the same channel
-//! as the messages, so a task drops what it buffered of a revoked partition in order.
+//! stay in order and in one writer across rebalances. Messages go to a task in chunks of what
+//! the consumer had ready (a channel send and a wake-up per message cost more than the task's
+//! own work on it). Revocations travel down the same channel as the messages, so a task drops
+//! what it buffered of a revoked partition in order.
 //!
 //! Backpressure: when a task's channel is full the dispatcher stops taking messages, which
 //! leaves librdkafka's bounded prefetch intact; pausing a partition would throw it away. Only a
@@ -21,6 +23,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientContext, TopicPartitionList};
@@ -35,10 +38,15 @@ use crate::stats::TaskStats;
 /// `max.poll.interval.ms`.
 pub const BLOCKED_PAUSE: Duration = Duration::from_secs(5);
 
+/// Messages dealt to a task at once: one channel send and at most one wake-up per chunk, not
+/// per message.
+const CHUNK: usize = 256;
+
 /// What a task receives, in partition order.
 #[derive(Debug)]
 pub enum Event {
-    Message(OwnedMessage),
+    /// Consecutive messages of the task's partitions.
+    Messages(Vec<OwnedMessage>),
     /// The group took these partitions away: drop what is buffered of them, unwritten. Their
     /// new owner reads them again from the last commit.
     Revoked(Vec<(String, i32)>),
@@ -117,6 +125,9 @@ pub type GroupConsumer = StreamConsumer<GroupContext>;
 /// One task's side of the dispatcher: its channel, and what waits for room in it.
 struct Lane {
     tx: mpsc::Sender<Event>,
+    /// The chunk being dealt; it joins the stash once full or once the consumer has nothing
+    /// more ready.
+    chunk: Vec<OwnedMessage>,
     stash: VecDeque<Event>,
     /// Since when the stash has been waiting for room.
     blocked_since: Option<Instant>,
@@ -172,6 +183,45 @@ impl Lane {
         }
     }
 
+    /// Deals one message to this lane.
+    fn push(&mut self, consumer: &GroupConsumer, message: OwnedMessage) {
+        if self.closed {
+            return;
+        }
+        self.keep_paused(consumer, message.topic(), message.partition());
+        self.chunk.push(message);
+        if self.chunk.len() >= CHUNK {
+            self.seal();
+        }
+    }
+
+    /// Moves the chunk being dealt to the stash.
+    fn seal(&mut self) {
+        if !self.chunk.is_empty() {
+            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+            self.stash.push_back(Event::Messages(chunk));
+        }
+    }
+
+    /// Drops what is waiting of revoked partitions and tells the task, in order.
+    fn revoke(&mut self, consumer: &GroupConsumer, revoked: &[(String, i32)]) {
+        self.seal();
+        let gone = |m: &OwnedMessage| {
+            revoked
+                .iter()
+                .any(|(t, p)| t == m.topic() && *p == m.partition())
+        };
+        for event in &mut self.stash {
+            if let Event::Messages(messages) = event {
+                messages.retain(|m| !gone(m));
+            }
+        }
+        self.stash
+            .retain(|e| !matches!(e, Event::Messages(m) if m.is_empty()));
+        self.stash.push_back(Event::Revoked(revoked.to_vec()));
+        self.resume(consumer);
+    }
+
     /// Whether the dispatcher must wait for this lane before taking more messages.
     fn holds_up(&self) -> bool {
         self.blocked_since.is_some() && self.paused.is_none()
@@ -189,6 +239,7 @@ pub async fn dispatch(
         .into_iter()
         .map(|tx| Lane {
             tx,
+            chunk: Vec::with_capacity(CHUNK),
             stash: VecDeque::new(),
             blocked_since: None,
             paused: None,
@@ -214,24 +265,29 @@ pub async fn dispatch(
             _ = stop.cancelled() => break,
             _ = room(waiting), if lanes.iter().any(|l| !l.stash.is_empty()) => {}
             message = consumer.recv(), if held_since.is_none() => {
-                let revoked = consumer.context().take_revoked();
-                if !revoked.is_empty() {
-                    for lane in &mut lanes {
-                        lane.stash.retain(|e| !matches!(e, Event::Message(m)
-                            if revoked.iter().any(|(t, p)| t == m.topic() && *p == m.partition())));
-                        lane.stash.push_back(Event::Revoked(revoked.clone()));
-                        lane.resume(consumer);
-                    }
-                }
-                match message {
-                    Ok(message) => {
-                        let lane = &mut lanes[owner(message.partition(), tasks)];
-                        if !lane.closed {
-                            lane.keep_paused(consumer, message.topic(), message.partition());
-                            lane.stash.push_back(Event::Message(message.detach()));
+                // Take what else is ready, up to a chunk's worth, before serving the lanes.
+                let mut next = Some(message);
+                let mut taken = 0;
+                while let Some(message) = next.take() {
+                    let revoked = consumer.context().take_revoked();
+                    if !revoked.is_empty() {
+                        for lane in &mut lanes {
+                            lane.revoke(consumer, &revoked);
                         }
                     }
-                    Err(e) => warn!(error = %e, "consume error"),
+                    match message {
+                        Ok(message) => {
+                            lanes[owner(message.partition(), tasks)].push(consumer, message.detach());
+                        }
+                        Err(e) => warn!(error = %e, "consume error"),
+                    }
+                    taken += 1;
+                    if taken < CHUNK {
+                        next = consumer.recv().now_or_never();
+                    }
+                }
+                for lane in &mut lanes {
+                    lane.seal();
                 }
             }
             _ = sleep_until(held_since.map(|t| t + BLOCKED_PAUSE)), if held_since.is_some() => {

@@ -125,9 +125,11 @@ async fn consume_loop(
 
 fn on_event(shared: &Shared, batch: &mut Batch, event: Event) {
     match event {
-        Event::Message(message) => {
-            shared.metrics.consumed.inc();
-            batch.push(message);
+        Event::Messages(messages) => {
+            shared.metrics.consumed.inc_by(messages.len() as u64);
+            for message in messages {
+                batch.push(message);
+            }
         }
         Event::Revoked(partitions) => batch.drop_partitions(&partitions),
     }

@@ -25,9 +25,9 @@ use crate::records::TaskState;
 use crate::stats::{TaskStats, publish_status};
 use crate::table::Table;
 
-/// Messages waiting between the dispatcher and one task. Small: the batches are the buffer; this
-/// only keeps the dispatcher from waiting on each task in turn.
-const LANE_CAPACITY: usize = 1024;
+/// Chunks of messages (up to 256 each) waiting between the dispatcher and one task. Small: the
+/// batches are the buffer; this only keeps the dispatcher from waiting on each task in turn.
+const LANE_CAPACITY: usize = 4;
 
 /// Everything a sink process needs, credentials resolved.
 #[derive(Debug, Clone)]
