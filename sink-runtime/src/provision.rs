@@ -65,18 +65,34 @@ pub struct Lag {
     pub partitions: BTreeMap<i32, i64>,
 }
 
-/// Admin operations on the sink's Kafka cluster.
+/// Admin operations on the sink's Kafka cluster. Dropping it destroys its admin client in the
+/// background (see [`dispose`]), so neither start-up nor a reconcile waits on it.
 pub struct Provisioner {
     connection: KafkaConnection,
-    admin: AdminClient<DefaultClientContext>,
+    /// Taken only by `Drop`.
+    admin: Option<AdminClient<DefaultClientContext>>,
+}
+
+impl Drop for Provisioner {
+    fn drop(&mut self) {
+        if let Some(admin) = self.admin.take() {
+            dispose(admin);
+        }
+    }
 }
 
 impl Provisioner {
     pub fn new(connection: &KafkaConnection) -> Result<Self> {
         Ok(Self {
-            admin: connection.client_config().create()?,
+            admin: Some(connection.client_config().create()?),
             connection: connection.clone(),
         })
+    }
+
+    fn admin(&self) -> Result<&AdminClient<DefaultClientContext>> {
+        self.admin
+            .as_ref()
+            .ok_or_else(|| Error::Config("the Kafka admin client is closed".into()))
     }
 
     fn options() -> AdminOptions {
@@ -120,7 +136,7 @@ impl Provisioner {
                 })
                 .collect();
             for result in self
-                .admin
+                .admin()?
                 .create_topics(&new_topics, &Self::options())
                 .await?
             {
@@ -186,7 +202,11 @@ impl Provisioner {
             return Ok(());
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        for result in self.admin.delete_topics(&names, &Self::options()).await? {
+        for result in self
+            .admin()?
+            .delete_topics(&names, &Self::options())
+            .await?
+        {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
                 Err((name, code)) => {
@@ -240,7 +260,11 @@ impl Provisioner {
 
     /// Deletes the consumer group; a group that is already gone is not an error.
     pub async fn delete_group(&self, group: &str) -> Result<()> {
-        for result in self.admin.delete_groups(&[group], &Self::options()).await? {
+        for result in self
+            .admin()?
+            .delete_groups(&[group], &Self::options())
+            .await?
+        {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
                 Err((name, code)) => {
@@ -434,7 +458,7 @@ impl Provisioner {
         }
         let mut out = HashMap::new();
         for result in self
-            .admin
+            .admin()?
             .describe_configs(&specifiers, &Self::options())
             .await?
         {
@@ -464,9 +488,13 @@ fn group_listed(consumer: &BaseConsumer, group: &str) -> Result<bool> {
 }
 
 /// Destroys a librdkafka client off the async path: destroying one waits about 0.1 s for its
-/// threads, which would otherwise hold up a sink's start by that much per client.
+/// threads, which would otherwise hold up a sink's start or a reconcile by that much per
+/// client. Outside a runtime it is destroyed right away.
 pub fn dispose<T: Send + 'static>(client: T) {
-    drop(tokio::task::spawn_blocking(move || drop(client)));
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(client))),
+        Err(_) => drop(client),
+    }
 }
 
 /// Runs librdkafka's blocking calls with `client` on a blocking thread, then disposes of it.
@@ -519,4 +547,20 @@ fn committed(
             (e.partition(), offset)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_outside_a_runtime_it_is_destroyed_in_place() {
+        let connection = KafkaConnection {
+            bootstrap_servers: "127.0.0.1:1".into(),
+            ..KafkaConnection::default()
+        };
+        let provisioner = Provisioner::new(&connection).expect("admin client");
+        // Handing the client to a blocking thread would panic here: there is no runtime.
+        drop(provisioner);
+    }
 }

@@ -11,7 +11,7 @@ use tracing::info;
 use crate::database::DatabaseSettings;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaConnection;
-use crate::provision::{GroupState, Provisioner, dispose};
+use crate::provision::{GroupState, Provisioner};
 use crate::records::ConfigRecord;
 use crate::secret::Secret;
 use crate::sink::SinkConfig;
@@ -156,7 +156,5 @@ pub async fn provision(config: &SinkConfig) -> Result<()> {
             &config.name,
             &ConfigRecord::new(&config.name, &config.spec),
         )
-        .await?;
-    dispose(provisioner);
-    Ok(())
+        .await
 }
