@@ -441,25 +441,31 @@ mod tests {
         assert_eq!(groups[1].1, vec![&a, &c]);
     }
 
+    fn copied(values: &[(usize, Option<&str>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        copy_line(&row(values), &mut out);
+        out
+    }
+
     #[test]
     fn copy_lines_escape_what_the_text_format_reserves() {
-        let r = row(&[(0, Some("a\tb\\c\nd\re")), (1, None), (2, Some("\\N"))]);
-        let mut out = Vec::new();
-        copy_line(&r, &mut out);
-        assert_eq!(out, b"a\\tb\\\\c\\nd\\re\t\\N\t\\\\N\n".to_vec());
+        assert_eq!(
+            copied(&[(0, Some("a\tb\\c\nd\re")), (1, None), (2, Some("\\N"))]),
+            b"a\\tb\\\\c\\nd\\re\t\\N\t\\\\N\n".to_vec()
+        );
     }
 
     #[test]
     fn copy_lines_of_rows_without_reserved_bytes_are_the_values() {
-        let r = row(&[(0, Some("1")), (1, None), (2, Some("a b"))]);
-        let mut out = Vec::new();
-        copy_line(&r, &mut out);
-        assert_eq!(out, b"1\t\\N\ta b\n".to_vec());
+        assert_eq!(
+            copied(&[(0, Some("1")), (1, None), (2, Some("a b"))]),
+            b"1\t\\N\ta b\n".to_vec()
+        );
         // One escaped value leaves the others as they are.
-        let r = row(&[(0, Some("x\ry")), (1, Some("plain"))]);
-        out.clear();
-        copy_line(&r, &mut out);
-        assert_eq!(out, b"x\\ry\tplain\n".to_vec());
+        assert_eq!(
+            copied(&[(0, Some("x\ry")), (1, Some("plain"))]),
+            b"x\\ry\tplain\n".to_vec()
+        );
     }
 
     #[test]
