@@ -21,7 +21,7 @@ use crate::table::Table;
 pub struct Row<'a> {
     /// The message value the row was decoded from.
     source: &'a str,
-    /// Values that are no slice of the message (unescaped strings, rewritten booleans), back to
+    /// Values that are no slice of the message (unescaped strings, MySQL's 1/0 booleans), back to
     /// back.
     owned: String,
     /// Each set column with its value (None: NULL), in column order.
@@ -304,25 +304,18 @@ fn value_text(
     raw: &str,
     instance: InstanceType,
 ) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
+    // MySQL has no boolean literal type for parameters: TINYINT(1) takes 1/0. PostgreSQL reads
+    // JSON's true and false as they are.
+    let mysql = instance == InstanceType::AnalyticDBForMySQL;
     Ok(match raw.as_bytes().first() {
         Some(b'n') => None,
-        Some(b't') => Some(Cow::Borrowed(bool_text(true, instance))),
-        Some(b'f') => Some(Cow::Borrowed(bool_text(false, instance))),
+        Some(b't') if mysql => Some(Cow::Borrowed("1")),
+        Some(b'f') if mysql => Some(Cow::Borrowed("0")),
         // A string without escapes is its own text between the quotes.
         Some(b'"') if !raw.contains('\\') => Some(Cow::Borrowed(&raw[1..raw.len() - 1])),
         Some(b'"') => Some(Cow::Owned(serde_json::from_str::<String>(raw)?)),
         _ => Some(Cow::Borrowed(raw)),
     })
-}
-
-/// MySQL has no boolean literal type for parameters: TINYINT(1) takes 1/0.
-fn bool_text(value: bool, instance: InstanceType) -> &'static str {
-    match (instance, value) {
-        (InstanceType::AnalyticDBForMySQL, true) => "1",
-        (InstanceType::AnalyticDBForMySQL, false) => "0",
-        (InstanceType::AnalyticDBForPostgreSQL, true) => "true",
-        (InstanceType::AnalyticDBForPostgreSQL, false) => "false",
-    }
 }
 
 #[cfg(test)]
@@ -462,9 +455,13 @@ mod tests {
         assert_eq!(row.texts()[1], "", "every value is a slice of the message");
         let rewritten = br#"{"id":1,"name":"a\tb","ok":true}"#;
         let row = decode(Some(rewritten), &table(), UnknownFields::Fail, PG).expect("decodes");
-        assert_eq!(row.texts()[1], "a\tbtrue");
+        assert_eq!(row.texts()[1], "a\tb", "the unescaped string only");
         assert_eq!(row.get(1), Some(Some("a\tb")));
         assert_eq!(row.get(4), Some(Some("true")));
+        let mysql = InstanceType::AnalyticDBForMySQL;
+        let row = decode(Some(rewritten), &table(), UnknownFields::Fail, mysql).expect("decodes");
+        assert_eq!(row.texts()[1], "a\tb1", "and MySQL's boolean");
+        assert_eq!(row.get(4), Some(Some("1")));
     }
 
     #[test]
