@@ -159,6 +159,11 @@ fn ddl(db: Db, table: &str) -> String {
     }
 }
 
+/// How often the runtime's written-rows counter is read.
+const POLL: Duration = Duration::from_millis(20);
+/// A steady rate over fewer than ten polls is mostly polling error.
+const MIN_STEADY: Duration = POLL.saturating_mul(10);
+
 struct Row {
     name: String,
     rows: usize,
@@ -173,10 +178,11 @@ impl Row {
         self.rows as f64 / self.seconds
     }
 
-    /// adbsink: rows/s once rows flow, without start-up and the group join.
+    /// adbsink: rows/s once rows flow, without start-up and the group join. None when the
+    /// first and last rows are too close to time apart with the counter's polling (a small N).
     fn steady_rate(&self) -> Option<f64> {
-        self.first_row
-            .map(|f| self.rows as f64 / (self.seconds - f))
+        let flowing = self.seconds - self.first_row?;
+        (flowing >= MIN_STEADY.as_secs_f64()).then(|| self.rows as f64 / flowing)
     }
 }
 
@@ -540,7 +546,7 @@ async fn adbsink(services: &Services, topic: &str, n: usize, run: Run<'_>) -> Ro
             Instant::now() < deadline,
             "{name}: {written} of {n} rows after 30 min"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     peak = peak.max(rss_mib(pid).unwrap_or(0.0));
