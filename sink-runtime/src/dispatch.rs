@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -183,13 +183,13 @@ impl Lane {
         }
     }
 
-    /// Deals one message to this lane.
-    fn push(&mut self, consumer: &GroupConsumer, message: OwnedMessage) {
+    /// Deals one message to this lane; a closed lane's task is gone, so nothing is copied.
+    fn push(&mut self, consumer: &GroupConsumer, message: &BorrowedMessage<'_>) {
         if self.closed {
             return;
         }
         self.keep_paused(consumer, message.topic(), message.partition());
-        self.chunk.push(message);
+        self.chunk.push(message.detach());
         if self.chunk.len() >= CHUNK {
             self.seal();
         }
@@ -277,7 +277,8 @@ pub async fn dispatch(
                     }
                     match message {
                         Ok(message) => {
-                            lanes[owner(message.partition(), tasks)].push(consumer, message.detach());
+                            let lane = owner(message.partition(), tasks);
+                            lanes[lane].push(consumer, &message);
                         }
                         Err(e) => warn!(error = %e, "consume error"),
                     }
@@ -293,7 +294,8 @@ pub async fn dispatch(
             _ = sleep_until(held_since.map(|t| t + BLOCKED_PAUSE)), if held_since.is_some() => {
                 let now = Instant::now();
                 for (i, lane) in lanes.iter_mut().enumerate() {
-                    if lane.holds_up() && lane.blocked_since.is_some_and(|t| t + BLOCKED_PAUSE <= now) {
+                    let overdue = lane.blocked_since.is_some_and(|t| t + BLOCKED_PAUSE <= now);
+                    if lane.holds_up() && overdue {
                         lane.paused = Some(pause(consumer, i, tasks));
                     }
                 }
