@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use adbsink_crd::{InitialOffset, InternalTopic, ResourceCreation};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -408,15 +408,39 @@ impl Provisioner {
         .await
     }
 
-    /// Publishes one JSON record and waits for the broker's acknowledgement.
+    /// Publishes one JSON record and waits for the broker's acknowledgement, at most
+    /// 15 s (librdkafka's own default would retry for five minutes).
     pub async fn publish<T: Serialize>(&self, topic: &str, key: &str, value: &T) -> Result<()> {
-        let producer: FutureProducer = self.connection.client_config().create()?;
+        // A producer polled by hand rather than a FutureProducer: the latter's polling thread
+        // takes up to 0.1 s to notice it should stop, and start-up waited for that.
+        let producer: BaseProducer<Delivery> = self
+            .connection
+            .client_config()
+            .set("message.timeout.ms", TIMEOUT.as_millis().to_string())
+            .create_with_context(Delivery::default())?;
         let payload = serde_json::to_vec(value)?;
-        producer
-            .send(FutureRecord::to(topic).key(key).payload(&payload), TIMEOUT)
-            .await
-            .map_err(|(e, _)| Error::Kafka(e))?;
-        blocking(producer, |_| Ok(())).await
+        let (topic, key) = (topic.to_string(), key.to_string());
+        blocking(producer, move |producer| {
+            producer
+                .send(BaseRecord::to(&topic).key(&key).payload(&payload))
+                .map_err(|(e, _)| Error::Kafka(e))?;
+            // Not `flush`: rdkafka's polls there run to their 0.1 s timeout even once the report
+            // is in. librdkafka fails the record itself after `message.timeout.ms`.
+            let deadline = std::time::Instant::now() + TIMEOUT + Duration::from_secs(1);
+            loop {
+                match producer.context().0.get() {
+                    Some(Ok(())) => return Ok(()),
+                    Some(Err(e)) => return Err(Error::Kafka(e.clone())),
+                    None if std::time::Instant::now() > deadline => {
+                        return Err(Error::Kafka(KafkaError::MessageProduction(
+                            RDKafkaErrorCode::MessageTimedOut,
+                        )));
+                    }
+                    None => producer.poll(Duration::from_millis(2)),
+                }
+            }
+        })
+        .await
     }
 
     fn group_consumer(&self, group: &str) -> Result<BaseConsumer> {
@@ -517,6 +541,22 @@ async fn blocking<C: Send + 'static, T: Send + 'static>(
     .map_err(|e| Error::Config(format!("blocking task failed: {e}")))?
 }
 
+/// Keeps the delivery report of the one record [`Provisioner::publish`] sends.
+#[derive(Default)]
+struct Delivery(std::sync::OnceLock<std::result::Result<(), KafkaError>>);
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let _ = self
+            .0
+            .set(result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+    }
+}
+
 fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
@@ -580,5 +620,52 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropped_on_a_multi_threaded_runtime() {
         drop(unreachable_broker());
+    }
+
+    fn mock_broker<C: rdkafka::producer::ProducerContext>(
+        cluster: &rdkafka::mocking::MockCluster<'_, C>,
+    ) -> Provisioner {
+        let connection = KafkaConnection {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            ..KafkaConnection::default()
+        };
+        Provisioner::new(&connection).expect("admin client")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publish_returns_once_the_broker_has_the_record() {
+        let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("config", 1, 1).expect("topic");
+        let provisioner = mock_broker(&cluster);
+        provisioner
+            .publish("config", "sink", &serde_json::json!({"a": 1}))
+            .await
+            .expect("published");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publish_reports_a_record_the_broker_rejected() {
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("config", 1, 1).expect("topic");
+        // Not retriable, so the delivery report carries it at once.
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+        );
+        let provisioner = mock_broker(&cluster);
+        let err = provisioner
+            .publish("config", "sink", &serde_json::json!({"a": 1}))
+            .await
+            .expect_err("rejected");
+        assert!(
+            matches!(
+                err,
+                Error::Kafka(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageSizeTooLarge
+                ))
+            ),
+            "{err:?}"
+        );
     }
 }
