@@ -102,7 +102,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A provisioning call interrupted by a signal may still be inside librdkafka on a blocking
+    // thread, for up to its 15 s timeout; the process is leaving, so it is not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("adbsink-runtime: {e}");
@@ -115,6 +119,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
+    // Listening from the start: standalone provisioning can wait on a broker for a while, and a
+    // signal then must stop the process as cleanly as one that arrives later.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     let mut credentials = Credentials {
         password: cli.db_password.map(Secret::new),
         sasl_username: cli.sasl_username,
@@ -137,7 +145,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
             if let Some(threads) = threads {
                 config.threads = threads;
             }
-            standalone::provision(&config).await?;
+            tracing::info!(sink = %config.name, "provisioning the internal topics and the group");
+            tokio::select! {
+                provisioned = standalone::provision(&config) => provisioned?,
+                () = &mut shutdown => {
+                    tracing::info!("stopping: interrupted before the sink started");
+                    return Ok(());
+                }
+            }
             config
         }
         Command::Run {
@@ -166,7 +181,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     tokio::pin!(sink);
     tokio::select! {
         result = &mut sink => return joined(result),
-        () = shutdown_signal() => {}
+        () = &mut shutdown => {}
     }
     tracing::info!("stopping: finishing in-flight batches");
     stop.cancel();
@@ -180,18 +195,23 @@ fn joined(result: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(
     result.map_err(|e| Error::TaskFailed(e.to_string()))?
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed by this call, not when
+/// the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = signals else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 

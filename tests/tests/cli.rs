@@ -56,6 +56,59 @@ fn an_invalid_manifest_exits_2_naming_the_field() {
     assert!(stderr.contains("spec.source.concurrency"), "{stderr}");
 }
 
+/// A broker that is down holds standalone provisioning in librdkafka's timeouts; SIGTERM must
+/// still end the process at once, with exit 0.
+#[test]
+fn sigterm_while_provisioning_against_a_dead_broker_exits_0() {
+    let services = Services::from_env();
+    let mut sink = manifest(&services, Db::Postgres, &unique("cli-early"), "t", "t");
+    // Nothing listens on port 1 of loopback.
+    sink.spec.source.bootstrap_servers = "127.0.0.1:1".into();
+    let file = write_manifest(&sink);
+    let mut child = Command::new(binary())
+        .args(["standalone", file.0.to_str().unwrap()])
+        .env("ADBSINK_DB_PASSWORD", "x")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // The line is logged once the signal handlers are in place; the process is then stuck on
+    // the broker for 15 s, so there is no race with provisioning finishing first.
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("provisioning the internal topics") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("provisioning the internal topics"), "{seen}");
+    let started = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "exit 0 on SIGTERM\n{seen}{rest}");
+    assert!(
+        rest.contains("interrupted before the sink started"),
+        "{rest}"
+    );
+    // Well inside the 15 s the broker calls would have taken.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn manual_mode_names_every_missing_topic() {
     let services = Services::from_env();
