@@ -58,6 +58,14 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing(args.log_format);
+    // rustls picks a crypto provider only when exactly one is compiled in; test builds unify in
+    // a second one (aws-lc-rs, through kube-fake-client), and any new dependency could too.
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
     match run(args).await {
         Ok(code) => code,
         Err(message) => {
@@ -70,7 +78,10 @@ async fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -78,6 +89,17 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(args: Args) -> Result<ExitCode, String> {
+    // Listening before the first call to the API server, which can hang on an unreachable one:
+    // a signal then must end the process as cleanly as later.
+    let signal = shutdown_signal();
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        signal.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let mut early_stop = stop.clone();
+
     let client = Client::try_default()
         .await
         .map_err(|e| format!("cannot configure a Kubernetes client: {e}"))?;
@@ -92,22 +114,18 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    probe
-        .list(&ListParams::default().limit(1))
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot list AnalyticDBSink resources ({e}); is the CRD installed? \
-                 Install it with: kubectl apply --server-side -f charts/adbsink-operator/crds/"
-            )
-        })?;
-
-    let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
+    tracing::info!("checking that the AnalyticDBSink CRD is installed");
+    let params = ListParams::default().limit(1);
+    let listed = tokio::select! {
+        listed = probe.list(&params) => listed,
+        _ = early_stop.wait_for(|stopped| *stopped) => return Ok(ExitCode::SUCCESS),
+    };
+    listed.map_err(|e| {
+        format!(
+            "cannot list AnalyticDBSink resources ({e}); is the CRD installed? \
+             Install it with: kubectl apply --server-side -f charts/adbsink-operator/crds/"
+        )
+    })?;
 
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -206,24 +224,22 @@ async fn run_controllers(
     .await;
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed by this call, not when
+/// the future is first polled, so nothing that happens after the call can miss a signal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = signals else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
