@@ -42,6 +42,8 @@ pub struct Context {
     pub config: Config,
     /// Consecutive failures per sink (`namespace/name`), for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The config record this process last published per sink (`namespace/name`).
+    published: Mutex<HashMap<String, String>>,
 }
 
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
@@ -60,6 +62,7 @@ impl Context {
             metrics,
             config,
             failures: Mutex::default(),
+            published: Mutex::default(),
         }
     }
 
@@ -100,6 +103,26 @@ impl Context {
     pub fn reset_backoff(&self, key: &str) {
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(key);
+        }
+    }
+
+    /// Whether `record` is not what this process last published for the sink `key`: true after
+    /// a spec change, and once per sink after the operator starts or takes over the lead.
+    pub fn config_unpublished(&self, key: &str, record: &str) -> bool {
+        self.published.lock().map_or(true, |published| {
+            published.get(key).map(String::as_str) != Some(record)
+        })
+    }
+
+    pub fn config_published(&self, key: &str, record: String) {
+        if let Ok(mut published) = self.published.lock() {
+            published.insert(key.to_string(), record);
+        }
+    }
+
+    pub fn forget_config(&self, key: &str) {
+        if let Ok(mut published) = self.published.lock() {
+            published.remove(key);
         }
     }
 }

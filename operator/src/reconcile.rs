@@ -194,9 +194,15 @@ async fn pipeline(
     }
 
     let record = ConfigRecord::new(&name, &sink.spec);
-    kafka::publish_config(&provisioner, sink, &record).await?;
-
     let config_json = serde_json::to_string(&record)?;
+    // Like Kafka Connect, the config topic gets a record when the configuration changes, not
+    // on every 30 s look; a topic this reconcile (re)created gets it again.
+    let key = identity(sink);
+    if !findings.created_topics.is_empty() || ctx.config_unpublished(&key, &config_json) {
+        kafka::publish_config(&provisioner, sink, &record).await?;
+        ctx.config_published(&key, config_json.clone());
+    }
+
     let config_hash = hash::config_hash(&config_json, &secret, &resolved);
     let restart = sink.annotations().get(ANNOTATION_RESTART).cloned();
     let previous_restart = sink.status.as_ref().and_then(|s| s.last_restart.clone());
@@ -244,6 +250,7 @@ async fn cleanup(
     sink: &AnalyticDBSink,
     ctx: &Context,
 ) -> Result<Action> {
+    ctx.forget_config(&identity(sink));
     let status = status::deleting(sink, jiff::Timestamp::now());
     if sink.status.as_ref() != Some(&status) {
         apply::status(api, sink, &status).await?;

@@ -232,6 +232,41 @@ async fn concurrency_and_pause_resize_the_deployment() {
     .await;
 }
 
+/// Records on a sink's config topic (one partition; each publish is a batch of one, so the high
+/// watermark counts them even on Tansu).
+async fn config_records(name: &str) -> i64 {
+    provisioner()
+        .end_offsets(&format!("connect-config-{name}"))
+        .await
+        .unwrap()[&0]
+}
+
+#[tokio::test]
+async fn the_config_record_is_published_when_the_configuration_changes() {
+    bounded(async {
+        let h = Harness::new().await;
+        let (name, _) = h.new_sink("config", 3, "pw", |_| {}).await;
+
+        h.reconcile(&name).await.expect("reconcile");
+        h.reconcile(&name).await.expect("reconcile");
+        assert_eq!(config_records(&name).await, 1, "unchanged: nothing new");
+
+        edit(&h, &name, json!({"write": {"lingerMs": 100}})).await;
+        assert_eq!(config_records(&name).await, 2);
+        let configs = provisioner()
+            .read_latest::<ConfigRecord>(&format!("connect-config-{name}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            configs[&name],
+            ConfigRecord::new(&name, &h.get(&name).await.spec)
+        );
+
+        drop_sink_kafka(&name).await;
+    })
+    .await;
+}
+
 /// Merges `spec` into the sink, reconciles, and returns its Deployment.
 async fn edit(h: &Harness, name: &str, spec: Value) -> Deployment {
     h.sinks
