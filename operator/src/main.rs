@@ -58,14 +58,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing(args.log_format);
-    // rustls picks a crypto provider only when exactly one is compiled in; test builds unify in
-    // a second one (aws-lc-rs, through kube-fake-client), and any new dependency could too.
-    if rustls::crypto::ring::default_provider()
-        .install_default()
-        .is_err()
-    {
-        tracing::debug!("a rustls crypto provider was already installed");
-    }
+    adbsink_operator::install_crypto_provider();
     match run(args).await {
         Ok(code) => code,
         Err(message) => {

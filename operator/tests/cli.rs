@@ -1,5 +1,5 @@
-//! The `adbsink-operator` binary at start-up, against API servers that are not there or do not
-//! answer: a clear error and a non-zero exit, or a clean exit 0 on SIGTERM.
+//! The `adbsink-operator` and `kubectl-adbsink` binaries against API servers that are not there
+//! or do not answer: a clear error and a non-zero exit, or a clean exit 0 on SIGTERM.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -63,6 +63,26 @@ fn an_api_server_that_refuses_connections_exits_1_naming_the_crd_check() {
         stderr.contains("adbsink-operator: cannot list AnalyticDBSink resources"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_kubectl_plugin_names_an_unreachable_api_server() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = Kubeconfig::new(&format!("http://127.0.0.1:{port}"));
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-adbsink"))
+        .args(["status", "clicks", "-n", "default"])
+        .env("KUBECONFIG", &kubeconfig.0)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("kubectl-adbsink: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

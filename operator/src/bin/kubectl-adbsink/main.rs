@@ -48,6 +48,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    adbsink_operator::install_crypto_provider();
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(e) => {
