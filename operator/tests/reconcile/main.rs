@@ -8,3 +8,4 @@ mod deletion;
 mod failures;
 mod lifecycle;
 mod manual;
+mod pod;
