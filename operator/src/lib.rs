@@ -21,6 +21,8 @@ pub mod server;
 pub mod status;
 
 pub use context::{Config, Context};
+pub use error::{Error, Result};
+pub use reconcile::{error_policy, reconcile};
 
 /// Makes ring the TLS crypto provider of the process's Kubernetes clients. Call before the first
 /// client: rustls picks a provider by itself only when exactly one is compiled in, and test
@@ -29,5 +31,3 @@ pub fn install_crypto_provider() {
     // Err: one is installed already, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
-pub use error::{Error, Result};
-pub use reconcile::{error_policy, reconcile};

@@ -11,6 +11,7 @@ use adbsink_operator::leader::{Elector, LeaseSettings};
 use adbsink_operator::metrics::Metrics;
 use adbsink_operator::server::{self, Health};
 use adbsink_operator::{Config, Context, controller};
+use adbsink_runtime::signal::shutdown_signal;
 use clap::{Parser, ValueEnum};
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -215,24 +216,4 @@ async fn run_controllers(
             .map(|ns| controller::run(ctx.clone(), ns, stop.clone())),
     )
     .await;
-}
-
-/// Resolves on the first SIGTERM or SIGINT. The handlers are installed by this call, not when
-/// the future is first polled, so nothing that happens after the call can miss a signal.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let signals = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        let (Ok(mut term), Ok(mut int)) = signals else {
-            std::future::pending::<()>().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
 }

@@ -35,6 +35,16 @@ impl Drop for Kubeconfig {
     }
 }
 
+/// A kubeconfig naming a loopback port that was bound, then closed: connections are refused.
+fn refusing_api_server() -> Kubeconfig {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Kubeconfig::new(&format!("http://127.0.0.1:{port}"))
+}
+
 fn operator(kubeconfig: &Kubeconfig) -> Child {
     Command::new(env!("CARGO_BIN_EXE_adbsink-operator"))
         .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "text"])
@@ -49,13 +59,7 @@ fn operator(kubeconfig: &Kubeconfig) -> Child {
 
 #[test]
 fn an_api_server_that_refuses_connections_exits_1_naming_the_crd_check() {
-    // Bound, then closed: nothing listens there any more.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let kubeconfig = Kubeconfig::new(&format!("http://127.0.0.1:{port}"));
+    let kubeconfig = refusing_api_server();
     let output = operator(&kubeconfig).wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -67,12 +71,7 @@ fn an_api_server_that_refuses_connections_exits_1_naming_the_crd_check() {
 
 #[test]
 fn the_kubectl_plugin_names_an_unreachable_api_server() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let kubeconfig = Kubeconfig::new(&format!("http://127.0.0.1:{port}"));
+    let kubeconfig = refusing_api_server();
     let output = Command::new(env!("CARGO_BIN_EXE_kubectl-adbsink"))
         .args(["status", "clicks", "-n", "default"])
         .env("KUBECONFIG", &kubeconfig.0)

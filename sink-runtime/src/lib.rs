@@ -6,6 +6,7 @@ pub mod kafka;
 pub mod provision;
 pub mod records;
 pub mod secret;
+pub mod signal;
 
 pub use error::{Error, Result};
 pub use kafka::KafkaConnection;

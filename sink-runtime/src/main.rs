@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use adbsink_runtime::records::ConfigRecord;
+use adbsink_runtime::signal::shutdown_signal;
 use adbsink_runtime::standalone::{self, Credentials};
 use adbsink_runtime::{Error, Secret, sink};
 use clap::{Parser, Subcommand};
@@ -193,26 +194,6 @@ async fn run(cli: Cli) -> Result<(), Error> {
 
 fn joined(result: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), Error> {
     result.map_err(|e| Error::TaskFailed(e.to_string()))?
-}
-
-/// Resolves on the first SIGTERM or SIGINT. The handlers are installed by this call, not when
-/// the future is first polled.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let signals = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        let (Ok(mut term), Ok(mut int)) = signals else {
-            std::future::pending::<()>().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
 }
 
 fn init_logging(format: &str) {

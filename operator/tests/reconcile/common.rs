@@ -13,7 +13,7 @@ use adbsink_runtime::KafkaConnection;
 use adbsink_runtime::provision::{GroupState, Provisioner};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Container, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -221,6 +221,16 @@ spec:
     .expect("sink manifest");
     sink.metadata.namespace = Some(NS.into());
     sink
+}
+
+/// The sink container of a sink Deployment.
+pub fn container(deployment: &Deployment) -> &Container {
+    &deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .expect("a pod template")
+        .containers[0]
 }
 
 pub fn condition<'a>(sink: &'a AnalyticDBSink, type_: &str) -> &'a Condition {

@@ -12,16 +12,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 fn env(deployment: &Deployment) -> BTreeMap<String, Value> {
-    let container = &deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
-    container
+    container(deployment)
         .env
         .iter()
         .flatten()

@@ -35,17 +35,8 @@ fn pod_env(
     secret: &Secret,
     pod: &str,
 ) -> BTreeMap<String, String> {
-    let container = &deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
     let data = secret.data.clone().unwrap_or_default();
-    container
+    container(deployment)
         .env
         .iter()
         .flatten()
@@ -133,16 +124,8 @@ async fn the_deployments_pod_writes_the_rows_and_reports_its_tasks() {
             .unwrap()
             .port();
         env.insert("ADBSINK_HTTP_ADDR".into(), format!("127.0.0.1:{port}"));
-        let container = &deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0];
-        let mut process = PodProcess(Some(run_pod(container.args.as_ref().unwrap(), &env)));
+        let args = container(&deployment).args.clone().unwrap();
+        let mut process = PodProcess(Some(run_pod(&args, &env)));
         // Read as it comes, so a full pipe never stalls the pod.
         let mut stderr = process.0.as_mut().unwrap().stderr.take().unwrap();
         let logs = std::thread::spawn(move || {
