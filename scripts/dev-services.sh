@@ -63,7 +63,7 @@ APT_PACKAGES=(
   postgresql postgresql-15 postgresql-client-15
   mariadb-server mariadb-client
   cmake build-essential pkg-config libssl-dev libsasl2-dev
-  libcurl4-openssl-dev zlib1g-dev unzip python3 ca-certificates
+  libcurl4-openssl-dev zlib1g-dev libzstd-dev unzip python3 ca-certificates
 )
 
 SERVICES=(postgres mariadb tansu)
