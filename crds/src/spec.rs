@@ -359,9 +359,12 @@ pub enum DatabaseTlsMode {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WriteSpec {
-    /// Insert appends every message as a row. Upsert replaces the row with the same primary key
-    /// (REPLACE INTO on MySQL, INSERT ... ON CONFLICT DO UPDATE on PostgreSQL), which makes
-    /// replays after a restart idempotent.
+    /// Insert appends every message as a row. Upsert: a message inserts the row of its primary
+    /// key, or updates the columns it carries in the existing row and leaves the others as they
+    /// are; messages apply in order, whatever the batch boundaries (INSERT ... ON DUPLICATE KEY
+    /// UPDATE on MySQL, INSERT ... ON CONFLICT DO UPDATE on PostgreSQL). Replays after a
+    /// restart are idempotent. A message without every primary key column, or with one null,
+    /// goes to the error topic.
     #[serde(default)]
     pub write_mode: WriteMode,
     /// Primary key columns, required for Upsert.
@@ -386,7 +389,8 @@ pub struct WriteSpec {
     #[schemars(range(max = 60000))]
     pub linger_ms: u64,
     /// PostgreSQL only: store the consumed offsets in a table of the destination database in the
-    /// same transaction as the rows and resume from it, so no message is written twice.
+    /// same transaction as the rows and resume from it (records the table already holds are
+    /// skipped and the consumer seeks past them), so no message is written twice.
     #[serde(default)]
     pub exactly_once: bool,
 }

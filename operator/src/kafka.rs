@@ -45,7 +45,12 @@ pub async fn provision(
     let creation = spec.runtime.resource_creation;
     let topics = InternalTopic::resolve_all(&sink.name_any(), &spec.runtime);
     let report = provisioner
-        .ensure_topics(&topics, spec.runtime.replication_factor, creation)
+        .ensure_topics(
+            &topics,
+            spec.runtime.replication_factor,
+            creation,
+            &spec.source.topic,
+        )
         .await?;
     let topics_check = topics_check(&report, topics.len());
     if !topics_check.is_ok() {

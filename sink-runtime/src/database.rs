@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use adbsink_crd::{DatabaseTlsMode, DestinationSpec, InstanceType, WriteMode};
@@ -10,8 +12,9 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Executor, Row as _};
 
+use crate::coalesce::coalesce;
 use crate::decode::Row;
-use crate::dialect::{Dialect, Statement};
+use crate::dialect::{Dialect, MYSQL_MAX_STATEMENT_BYTES, Statement};
 use crate::secret::Secret;
 use crate::table::{Column, Table};
 
@@ -23,6 +26,9 @@ pub enum WriteError {
     Transient(String),
     /// The table lost a column the rows use: describe it again and decode again.
     SchemaChanged(String),
+    /// The statement was larger than the server accepts (MySQL `max_allowed_packet`): write
+    /// smaller statements; a single row this large is rejected.
+    TooLarge(String),
     /// The database refused the data (type conversion, NOT NULL, too long, constraint).
     Rejected {
         message: String,
@@ -33,7 +39,7 @@ pub enum WriteError {
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Transient(m) | Self::SchemaChanged(m) => f.write_str(m),
+            Self::Transient(m) | Self::SchemaChanged(m) | Self::TooLarge(m) => f.write_str(m),
             Self::Rejected { message, .. } => f.write_str(message),
         }
     }
@@ -62,6 +68,9 @@ pub struct Database {
     pub dialect: Dialect,
     schema: String,
     table: String,
+    /// Largest MySQL statement to send: 16 MiB until the server refuses one as larger than its
+    /// `max_allowed_packet`, then half of what it refused, for the life of the process.
+    max_statement_bytes: Arc<AtomicUsize>,
 }
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,6 +153,7 @@ impl Database {
                 .unwrap_or(&dest.database)
                 .to_string(),
             table: dest.table.clone(),
+            max_statement_bytes: Arc::new(AtomicUsize::new(MYSQL_MAX_STATEMENT_BYTES)),
         }
     }
 
@@ -196,7 +206,8 @@ impl Database {
         Ok(Table::new(&self.schema, &self.table, columns))
     }
 
-    /// Writes rows in one transaction: all of them or none.
+    /// Writes rows in one transaction: all of them or none. Upsert rows of one key are merged
+    /// in order first ([`coalesce`]).
     pub async fn write(
         &self,
         table: &Table,
@@ -204,20 +215,32 @@ impl Database {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
+        let merged;
+        let rows: Vec<&Row<'_>> = if mode == WriteMode::Upsert {
+            merged = coalesce(rows, primary_key);
+            merged.iter().map(AsRef::as_ref).collect()
+        } else {
+            rows.to_vec()
+        };
         let result = match &self.pool {
             Pool::Postgres(pool) => match mode {
-                WriteMode::Insert => copy_in_transaction(pool, table, rows).await,
-                WriteMode::Upsert => upsert_staged(pool, table, rows, primary_key).await,
+                WriteMode::Insert => copy_in_transaction(pool, table, &rows).await,
+                WriteMode::Upsert => upsert_staged(pool, table, &rows, primary_key).await,
             },
             Pool::MySql(pool) => {
-                let mut statements = Vec::new();
-                let mut start = 0;
-                for size in self.dialect.chunk_sizes(rows) {
-                    let run = &rows[start..start + size];
-                    statements.push(self.dialect.write(table, run, mode, primary_key));
-                    start += size;
+                let max_bytes = self.max_statement_bytes.load(Ordering::Relaxed);
+                let statements =
+                    self.dialect
+                        .statements(table, &rows, mode, primary_key, max_bytes);
+                match mysql_in_transaction(pool, statements).await {
+                    Err((e, bytes)) if is_too_large(&e) => {
+                        // Learn the server's limit instead of failing every batch again.
+                        let lower = (bytes / 2).max(64 << 10);
+                        self.max_statement_bytes.fetch_min(lower, Ordering::Relaxed);
+                        Err(e)
+                    }
+                    other => other.map_err(|(e, _)| e),
                 }
-                mysql_in_transaction(pool, statements).await
             }
         };
         result.map_err(|e| classify(&e))
@@ -282,6 +305,24 @@ impl Database {
             return Err(WriteError::Transient("exactlyOnce needs PostgreSQL".into()));
         };
         let mut tx = pool.begin().await.map_err(|e| classify(&e))?;
+        // FOR UPDATE locks nothing while a partition has no row: seed one first (in partition
+        // order, so two sessions never wait on each other crosswise). A second session for the
+        // same partition waits here until the first commits, then reads what it stored.
+        let seed = format!(
+            "INSERT INTO {} (sink, topic, partition, next_offset) \
+             SELECT $1, $2, p, 0 FROM unnest($3::integer[]) AS p ORDER BY p \
+             ON CONFLICT (sink, topic, partition) DO NOTHING",
+            self.offsets_table()
+        );
+        let mut sorted = partitions.to_vec();
+        sorted.sort_unstable();
+        sqlx::query(&seed)
+            .bind(sink)
+            .bind(topic)
+            .bind(&sorted)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(&e))?;
         let sql = format!(
             "SELECT partition, next_offset FROM {} WHERE sink = $1 AND topic = $2 AND partition = ANY($3) FOR UPDATE",
             self.offsets_table()
@@ -325,12 +366,12 @@ impl Session {
         let result = match mode {
             WriteMode::Insert => copy_rows(&mut *conn, table, rows).await,
             WriteMode::Upsert => {
-                let dialect = Dialect::Postgres;
+                let merged = coalesce(rows, primary_key);
+                let rows: Vec<&Row<'_>> = merged.iter().map(AsRef::as_ref).collect();
+                let statements =
+                    Dialect::Postgres.statements(table, &rows, mode, primary_key, usize::MAX);
                 let mut result = Ok(());
-                let mut start = 0;
-                for size in dialect.chunk_sizes(rows) {
-                    let st = dialect.write(table, &rows[start..start + size], mode, primary_key);
-                    start += size;
+                for st in statements {
                     let mut query = sqlx::query(&st.sql);
                     for param in st.params {
                         query = query.bind(param);
@@ -469,20 +510,33 @@ async fn upsert_staged(
     tx.commit().await
 }
 
-/// MySQL's multi-row statements, in one transaction.
+/// MySQL's multi-row statements, in one transaction. A failure comes with the size of the
+/// statement that failed.
 async fn mysql_in_transaction(
     pool: &sqlx::MySqlPool,
     statements: Vec<Statement<'_>>,
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+) -> Result<(), (sqlx::Error, usize)> {
+    let mut tx = pool.begin().await.map_err(|e| (e, 0))?;
     for statement in statements {
+        let bytes = statement.sql.len()
+            + statement
+                .params
+                .iter()
+                .map(|p| p.map_or(0, str::len))
+                .sum::<usize>();
         let mut query = sqlx::query(&statement.sql);
         for param in statement.params {
             query = query.bind(param);
         }
-        query.execute(&mut *tx).await?;
+        query.execute(&mut *tx).await.map_err(|e| (e, bytes))?;
     }
-    tx.commit().await
+    tx.commit().await.map_err(|e| (e, 0))
+}
+
+/// MySQL's "packet bigger than max_allowed_packet" (1153) and "larger than
+/// max_allowed_packet" (1301).
+fn is_too_large(error: &sqlx::Error) -> bool {
+    matches!(classify(error), WriteError::TooLarge(_))
 }
 
 /// Sorts a database error into retry, re-describe, or reject-the-rows.
@@ -502,42 +556,38 @@ pub fn classify(error: &sqlx::Error) -> WriteError {
     }
 }
 
+/// Only errors about a row's data reject rows; anything about the table, the statement, the
+/// connection or the server is retried with its reason in the task status, so a setup mistake
+/// never drains a stream into the error topic.
 fn classify_postgres(state: &str, message: String, sql_state: Option<String>) -> WriteError {
     let class = state.get(..2).unwrap_or("");
     match (class, state) {
         (_, "42703") => WriteError::SchemaChanged(message),
-        // Connection, transaction rollback (serialization, deadlock), resources, operator
-        // intervention, system errors; and problems with the table or the grants rather than
-        // with a row: none of these say anything about the data.
-        ("08" | "40" | "53" | "57" | "58" | "28" | "3D" | "25" | "55", _)
-        | (_, "42P01" | "42501" | "3F000") => WriteError::Transient(message),
-        _ => WriteError::Rejected { message, sql_state },
+        // Data exceptions (bad value, too long, out of range, bad encoding) and integrity
+        // constraints (NOT NULL, unique, foreign key, check); one statement touching a row
+        // twice (two rows of one key); a value too big for an index; an exception a trigger
+        // raised about the row.
+        ("22" | "23", _) | (_, "21000" | "54000" | "P0001") => {
+            WriteError::Rejected { message, sql_state }
+        }
+        _ => WriteError::Transient(message),
     }
 }
 
 fn classify_mysql(number: u16, message: String, sql_state: Option<String>) -> WriteError {
     match number {
         1054 => WriteError::SchemaChanged(message),
-        // Too many connections, shutdown, lock wait timeout, deadlock, network errors,
-        // read-only server, missing table or database, access denied.
-        1040
-        | 1053
-        | 1205
-        | 1213
-        | 1152..=1161
-        | 1927
-        | 2002
-        | 2003
-        | 2006
-        | 2013
-        | 1290
-        | 1836
-        | 1146
-        | 1049
-        | 1142
-        | 1044
-        | 1045 => WriteError::Transient(message),
-        _ => WriteError::Rejected { message, sql_state },
+        1153 | 1301 => WriteError::TooLarge(message),
+        // The value, not the table: NULL into NOT NULL (1048, 1263), no default (1364),
+        // duplicate key (1062, 1586, 1859), out of range (1264, 1690), truncated or incorrect
+        // value (1265, 1292, 1366, 1367, 1411), bad character (1300), too long (1406),
+        // geometry (1416), foreign key (1451, 1452), invalid JSON (3140), check constraint
+        // (3819, 4025).
+        1048 | 1062 | 1263 | 1264 | 1265 | 1292 | 1300 | 1364 | 1366 | 1367 | 1406 | 1411
+        | 1416 | 1451 | 1452 | 1586 | 1690 | 1859 | 3140 | 3819 | 4025 => {
+            WriteError::Rejected { message, sql_state }
+        }
+        _ => WriteError::Transient(message),
     }
 }
 
@@ -558,6 +608,9 @@ mod tests {
         }
         for state in [
             "08006", "40P01", "40001", "53300", "57P01", "42P01", "42501",
+            // No unique index matches ON CONFLICT, unsupported feature, statement timeout,
+            // internal error: the table or the server, not a row.
+            "42P10", "0A000", "57014", "XX000", "42601",
         ] {
             assert!(!reject(state), "{state}");
         }
@@ -578,9 +631,16 @@ mod tests {
         for n in [1366, 1048, 1406, 1264, 1062, 1292] {
             assert!(reject(n), "{n}");
         }
-        for n in [1040, 1205, 1213, 2013, 1146] {
+        // Table full, max_user_connections, interrupted, statement timeout, out of memory.
+        for n in [
+            1040, 1205, 1213, 2013, 1146, 1114, 1203, 1317, 1969, 1037, 1041, 1105,
+        ] {
             assert!(!reject(n), "{n}");
         }
+        assert!(matches!(
+            classify_mysql(1153, "m".into(), None),
+            WriteError::TooLarge(_)
+        ));
         assert!(matches!(
             classify_mysql(1054, "m".into(), None),
             WriteError::SchemaChanged(_)

@@ -3,6 +3,7 @@
 
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// Which processing step gave up on the record (Kafka Connect's `stage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,38 +80,95 @@ pub fn error_headers(
     headers
 }
 
-/// The record to produce: original key, value, headers and timestamp, plus the error headers.
-pub fn record<'a>(
-    topic: &'a str,
+/// Headers a truncated copy carries besides the error headers: `__connect.errors.topic`,
+/// `.partition` and `.offset` already say where the original is.
+pub const TRUNCATED: &str = "__adbsink.errors.truncated";
+pub const ORIGINAL_SIZE: &str = "__adbsink.errors.original.size";
+
+/// Room kept for the record's framing beyond key, value and headers.
+const FRAMING: usize = 1024;
+
+/// The room a copy's value may take in a topic that holds records of at most `limit` bytes:
+/// None when the whole record fits.
+pub fn room(original: &OwnedMessage, extra: &[(String, String)], limit: usize) -> Option<usize> {
+    let key = original.key().map_or(0, <[u8]>::len);
+    let value = original.payload().map_or(0, <[u8]>::len);
+    let headers: usize = original.headers().map_or(0, |h| {
+        h.iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum()
+    }) + extra.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let rest = key + headers + FRAMING + 64;
+    (key + value + headers + FRAMING > limit).then(|| limit.saturating_sub(rest))
+}
+
+/// Whether a produce error means the record is larger than the broker or the producer take.
+pub fn too_large(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge
+    )
+}
+
+/// A record to produce for a failed one: the original's key, value, headers and timestamp
+/// with the error headers, or, given a `room`, its value cut to that many bytes and headers
+/// that say so.
+pub struct Outgoing<'a> {
     original: &'a OwnedMessage,
-    extra: &'a [(String, String)],
-) -> FutureRecord<'a, [u8], [u8]> {
-    let mut headers = OwnedHeaders::new();
-    if let Some(existing) = original.headers() {
-        for h in existing.iter() {
-            headers = headers.insert(Header {
-                key: h.key,
-                value: h.value,
-            });
+    headers: Vec<(String, String)>,
+    room: Option<usize>,
+}
+
+impl<'a> Outgoing<'a> {
+    pub fn new(
+        original: &'a OwnedMessage,
+        extra: &[(String, String)],
+        room: Option<usize>,
+    ) -> Self {
+        let mut headers = extra.to_vec();
+        if room.is_some() {
+            let size = original.payload().map_or(0, <[u8]>::len);
+            headers.push((TRUNCATED.into(), "true".into()));
+            headers.push((ORIGINAL_SIZE.into(), size.to_string()));
+        }
+        Self {
+            original,
+            headers,
+            room,
         }
     }
-    for (key, value) in extra {
-        headers = headers.insert(Header {
-            key: key.as_str(),
-            value: Some(value.as_bytes()),
-        });
+
+    pub fn record<'r>(&'r self, topic: &'r str) -> FutureRecord<'r, [u8], [u8]> {
+        let mut headers = OwnedHeaders::new();
+        if let Some(existing) = self.original.headers() {
+            for h in existing.iter() {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        for (key, value) in &self.headers {
+            headers = headers.insert(Header {
+                key: key.as_str(),
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut record = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = self.original.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = self.original.payload() {
+            let cut = self
+                .room
+                .map_or(payload.len(), |room| room.min(payload.len()));
+            record = record.payload(&payload[..cut]);
+        }
+        if let Some(ts) = self.original.timestamp().to_millis() {
+            record = record.timestamp(ts);
+        }
+        record
     }
-    let mut record = FutureRecord::to(topic).headers(headers);
-    if let Some(key) = original.key() {
-        record = record.key(key);
-    }
-    if let Some(payload) = original.payload() {
-        record = record.payload(payload);
-    }
-    if let Some(ts) = original.timestamp().to_millis() {
-        record = record.timestamp(ts);
-    }
-    record
 }
 
 #[cfg(test)]
@@ -155,8 +213,48 @@ mod tests {
             Some("DataRejected")
         );
         assert_eq!(get("__adbsink.errors.sql.state"), Some("22P02"));
-        let record = record("connect-error-x", &original, &headers);
+        let copy = Outgoing::new(&original, &headers, None);
+        let record = copy.record("connect-error-x");
         assert_eq!(record.key, Some(&b"k"[..]));
+        assert_eq!(record.payload, Some(&b"{"[..]));
         assert_eq!(record.timestamp, Some(1_700_000_000_000));
+    }
+
+    #[test]
+    fn a_record_too_large_for_its_topic_is_cut_to_fit_and_says_so() {
+        let value = vec![b'x'; 3 << 20];
+        let original = OwnedMessage::new(
+            Some(value),
+            Some(b"k".to_vec()),
+            "orders".into(),
+            Timestamp::NotAvailable,
+            0,
+            7,
+            None,
+        );
+        let extra = vec![("__connect.errors.offset".to_string(), "7".to_string())];
+        assert_eq!(room(&original, &extra, 8 << 20), None, "fits whole");
+        let limit = 1 << 20;
+        let room = room(&original, &extra, limit).expect("too large");
+        let copy = Outgoing::new(&original, &extra, Some(room));
+        let record = copy.record("dlq");
+        let payload = record.payload.expect("payload");
+        assert_eq!(payload.len(), room);
+        assert!(payload.len() + 1024 < limit);
+        let headers: Vec<(String, String)> = record
+            .headers
+            .as_ref()
+            .expect("headers")
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_string(),
+                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect();
+        assert!(headers.contains(&(TRUNCATED.into(), "true".into())));
+        assert!(headers.contains(&(ORIGINAL_SIZE.into(), (3usize << 20).to_string())));
+        assert!(headers.contains(&("__connect.errors.offset".into(), "7".into())));
     }
 }

@@ -157,6 +157,12 @@ pub enum DecodeError {
     NotAnObject(&'static str),
     /// A key that is not a column while unknownFields is Fail.
     UnknownColumn(String),
+    /// An object none of whose keys is a column: there is nothing to write.
+    NoColumns,
+    /// Upsert: the message does not carry this primary key column.
+    MissingKey(String),
+    /// Upsert: this primary key column is null.
+    NullKey(String),
 }
 
 impl DecodeError {
@@ -168,13 +174,19 @@ impl DecodeError {
             Self::InvalidJson(_) => "InvalidJson",
             Self::NotAnObject(_) => "NotAJsonObject",
             Self::UnknownColumn(_) => "UnknownColumn",
+            Self::NoColumns => "NoColumns",
+            Self::MissingKey(_) => "MissingKey",
+            Self::NullKey(_) => "NullKey",
         }
     }
 
     /// Malformed messages go to the dead-letter topic; a well-formed message the table cannot
     /// hold (unknown column) is a sink error, like a row the database rejects.
     pub fn is_sink_error(&self) -> bool {
-        matches!(self, Self::UnknownColumn(_))
+        matches!(
+            self,
+            Self::UnknownColumn(_) | Self::NoColumns | Self::MissingKey(_) | Self::NullKey(_)
+        )
     }
 }
 
@@ -186,6 +198,14 @@ impl fmt::Display for DecodeError {
             Self::InvalidJson(e) => write!(f, "value is not valid JSON: {e}"),
             Self::NotAnObject(kind) => write!(f, "value is a JSON {kind}, not an object"),
             Self::UnknownColumn(key) => write!(f, "key {key:?} is not a column of the table"),
+            Self::NoColumns => write!(f, "no key of the message is a column of the table"),
+            Self::MissingKey(column) => {
+                write!(
+                    f,
+                    "the message has no primary key column {column:?} (Upsert)"
+                )
+            }
+            Self::NullKey(column) => write!(f, "primary key column {column:?} is null (Upsert)"),
         }
     }
 }
@@ -221,7 +241,24 @@ pub fn decode<'a>(
         return Err(DecodeError::UnknownColumn(key));
     }
     row.finish();
+    if row.is_empty() {
+        return Err(DecodeError::NoColumns);
+    }
     Ok(row)
+}
+
+/// Upsert: a row must carry every primary key column, none of them null, or it cannot be
+/// matched to a row of the table.
+pub fn check_key(row: &Row<'_>, table: &Table, primary_key: &[usize]) -> Result<(), DecodeError> {
+    for column in primary_key {
+        let name = || table.columns[*column].name.clone();
+        match row.get(*column) {
+            None => return Err(DecodeError::MissingKey(name())),
+            Some(None) => return Err(DecodeError::NullKey(name())),
+            Some(Some(_)) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Why a value that does not start with `{` is no row.
@@ -258,7 +295,10 @@ impl<'de> Visitor<'de> for &mut RowDecoder<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'de>, A::Error> {
-        let mut row = Row::new(self.source, self.table.len());
+        // A message sets at most one column per `"k":v` pair: a short message against a wide
+        // table reserves what it can use, not a slot per column.
+        let pairs = memchr::memchr_iter(b':', self.source.as_bytes()).count();
+        let mut row = Row::new(self.source, self.table.len().min(pairs));
         let mut next = 0;
         while let Some(Key(key)) = map.next_key()? {
             let Some(column) = self.table.column_index_from(&key, next) else {

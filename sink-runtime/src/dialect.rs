@@ -15,7 +15,7 @@ pub const MAX_PARAMS: usize = 65_535;
 /// transaction per batch either way) wrote 15–20% more rows per second (docs/performance.md).
 const MYSQL_MAX_PARAMS: usize = 4_096;
 /// Room left under MySQL's 16 MiB packet limit for the statement text and parameter headers.
-const MYSQL_MAX_STATEMENT_BYTES: usize = 16 * 1024 * 1024 - 256 * 1024;
+pub const MYSQL_MAX_STATEMENT_BYTES: usize = 16 * 1024 * 1024 - 256 * 1024;
 /// Per-parameter overhead on the wire (type and length bytes), an upper bound.
 const PARAM_OVERHEAD: usize = 16;
 
@@ -60,16 +60,17 @@ impl Dialect {
         }
     }
 
-    /// Splits rows into runs that each fit one statement (parameter count, and packet size on
-    /// MySQL). Returns the run lengths.
-    pub fn chunk_sizes(self, rows: &[&Row<'_>]) -> Vec<usize> {
+    /// Splits rows into runs that each fit one statement: the parameter count, and on MySQL
+    /// `max_bytes` of packet (16 MiB, or less once the server refused a statement as larger
+    /// than its `max_allowed_packet`). Returns the run lengths.
+    pub fn chunk_sizes(self, rows: &[&Row<'_>], max_bytes: usize) -> Vec<usize> {
         let mut sizes = Vec::new();
         let (mut count, mut params, mut bytes) = (0usize, 0usize, 0usize);
         for row in rows {
             let row_params = row.len().max(1);
             let row_bytes = row.bytes() + row_params * PARAM_OVERHEAD;
             let over_params = params + row_params > self.max_params();
-            let over_bytes = self == Self::MySql && bytes + row_bytes > MYSQL_MAX_STATEMENT_BYTES;
+            let over_bytes = self == Self::MySql && bytes + row_bytes > max_bytes;
             if count > 0 && (over_params || over_bytes) {
                 sizes.push(count);
                 (count, params, bytes) = (0, 0, 0);
@@ -84,29 +85,71 @@ impl Dialect {
         sizes
     }
 
-    /// A multi-row INSERT (or upsert) of `rows`, which must fit one statement (see
-    /// [`Dialect::chunk_sizes`]). Upsert on PostgreSQL keeps only the last row per key, since
-    /// one statement may not update a row twice.
-    pub fn write<'a>(
+    /// The statements that write `rows`, each within the limits of [`Dialect::chunk_sizes`].
+    /// Insert: multi-row INSERTs, a key a message lacks written as `DEFAULT`. Upsert: `rows`
+    /// must be coalesced ([`crate::coalesce::coalesce`], one row per key); rows are grouped by
+    /// the columns they set, so a row updates only the columns its message carried.
+    pub fn statements<'a>(
         self,
         table: &Table,
         rows: &[&'a Row<'a>],
         mode: WriteMode,
         primary_key: &[usize],
-    ) -> Statement<'a> {
-        let rows: Vec<&Row<'_>> = if mode == WriteMode::Upsert && self == Self::Postgres {
-            last_per_key(rows, primary_key)
-        } else {
-            rows.to_vec()
+        max_bytes: usize,
+    ) -> Vec<Statement<'a>> {
+        let mut out = Vec::new();
+        let mut push_chunks = |rows: &[&'a Row<'a>], columns: &[usize]| {
+            let mut start = 0;
+            for size in self.chunk_sizes(rows, max_bytes) {
+                let run = &rows[start..start + size];
+                start += size;
+                out.push(match mode {
+                    WriteMode::Insert => self.insert(table, run),
+                    WriteMode::Upsert => self.upsert(table, columns, run, primary_key),
+                });
+            }
         };
+        match mode {
+            WriteMode::Insert => push_chunks(rows, &[]),
+            WriteMode::Upsert => {
+                for (columns, group) in by_columns(rows) {
+                    push_chunks(&group, &columns);
+                }
+            }
+        }
+        out
+    }
+
+    /// A multi-row INSERT of `rows`, which must fit one statement; a column some row does not
+    /// set is `DEFAULT` in that row.
+    pub fn insert<'a>(self, table: &Table, rows: &[&'a Row<'a>]) -> Statement<'a> {
         let mut columns: Vec<usize> = rows.iter().flat_map(|r| r.columns()).collect();
         columns.sort_unstable();
         columns.dedup();
-        let verb = match (self, mode) {
-            (Self::MySql, WriteMode::Upsert) => "REPLACE",
-            _ => "INSERT",
-        };
-        let mut sql = format!("{verb} INTO {} (", self.table_name(table));
+        self.values(table, &columns, rows)
+    }
+
+    /// A multi-row upsert of `rows`, which all set exactly `columns` and have distinct keys:
+    /// `INSERT … ON DUPLICATE KEY UPDATE` on MySQL, `INSERT … ON CONFLICT DO UPDATE` on
+    /// PostgreSQL, updating the non-key columns the rows carry and no other.
+    pub fn upsert<'a>(
+        self,
+        table: &Table,
+        columns: &[usize],
+        rows: &[&'a Row<'a>],
+        primary_key: &[usize],
+    ) -> Statement<'a> {
+        let mut statement = self.values(table, columns, rows);
+        statement.sql.push_str(&match self {
+            Self::Postgres => on_conflict(table, columns, primary_key),
+            Self::MySql => on_duplicate_key(table, columns, primary_key),
+        });
+        statement
+    }
+
+    /// `INSERT INTO t (columns) VALUES (…), …` with every value bound.
+    fn values<'a>(self, table: &Table, columns: &[usize], rows: &[&'a Row<'a>]) -> Statement<'a> {
+        let mut sql = format!("INSERT INTO {} (", self.table_name(table));
         sql.push_str(
             &columns
                 .iter()
@@ -134,9 +177,6 @@ impl Dialect {
                 }
             }
             sql.push(')');
-        }
-        if mode == WriteMode::Upsert && self == Self::Postgres {
-            sql.push_str(&on_conflict(table, &columns, primary_key));
         }
         Statement { sql, params }
     }
@@ -176,11 +216,30 @@ fn on_conflict(table: &Table, columns: &[usize], primary_key: &[usize]) -> Strin
     }
 }
 
-/// Rows grouped by the columns they set, with the quoted column list of each group.
-fn by_columns<'a>(
-    table: &Table,
-    rows: &[&'a Row<'a>],
-) -> Vec<(Vec<usize>, String, Vec<&'a Row<'a>>)> {
+/// ` ON DUPLICATE KEY UPDATE c = VALUES(c), …` over the non-key `columns`; a key-only row
+/// changes nothing (`k = k`), as PostgreSQL's DO NOTHING. Unlike `REPLACE`, the row is
+/// updated in place: columns the message does not carry, other unique keys' rows and
+/// `ON DELETE CASCADE` children stay as they are.
+fn on_duplicate_key(table: &Table, columns: &[usize], primary_key: &[usize]) -> String {
+    let q = |c: &usize| Dialect::MySql.quote(&table.columns[*c].name);
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| !primary_key.contains(c))
+        .map(|c| format!("{0} = VALUES({0})", q(c)))
+        .collect();
+    let updates = if updates.is_empty() {
+        primary_key
+            .iter()
+            .map(|c| format!("{0} = {0}", q(c)))
+            .collect()
+    } else {
+        updates
+    };
+    format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", "))
+}
+
+/// Rows grouped by the columns they set, in order within each group.
+fn by_columns<'a>(rows: &[&'a Row<'a>]) -> Vec<(Vec<usize>, Vec<&'a Row<'a>>)> {
     // Few groups, usually one: a linear search starting at the last row's group, so a row
     // costs a comparison and no allocation.
     let mut groups: Vec<(Vec<usize>, Vec<&Row<'_>>)> = Vec::new();
@@ -200,15 +259,15 @@ fn by_columns<'a>(
     }
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups
-        .into_iter()
-        .map(|(columns, rows)| {
-            let list: Vec<String> = columns
-                .iter()
-                .map(|c| Dialect::Postgres.quote(&table.columns[*c].name))
-                .collect();
-            (columns, list.join(", "), rows)
-        })
-        .collect()
+}
+
+/// The quoted PostgreSQL column list of a group.
+fn column_list(table: &Table, columns: &[usize]) -> String {
+    columns
+        .iter()
+        .map(|c| Dialect::Postgres.quote(&table.columns[*c].name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// PostgreSQL Insert mode: rows grouped by the columns they set, each group one
@@ -216,9 +275,12 @@ fn by_columns<'a>(
 /// column list, so it takes its default exactly as `DEFAULT` would in an INSERT.
 pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<(String, Vec<&'a Row<'a>>)> {
     let target = Dialect::Postgres.table_name(table);
-    by_columns(table, rows)
+    by_columns(rows)
         .into_iter()
-        .map(|(_, list, rows)| (format!("COPY {target} ({list}) FROM STDIN"), rows))
+        .map(|(columns, rows)| {
+            let list = column_list(table, &columns);
+            (format!("COPY {target} ({list}) FROM STDIN"), rows)
+        })
         .collect()
 }
 
@@ -243,8 +305,8 @@ pub struct StagedUpsert<'a> {
 }
 
 /// PostgreSQL Upsert the bulk way: COPY is several times faster than a multi-row INSERT with
-/// bound parameters. Keeps the last row per key (one statement may not update a row twice);
-/// rows setting the same columns are copied and merged together.
+/// bound parameters. `rows` must be coalesced (one row per key); rows setting the same
+/// columns are copied and merged together, and a merge updates only those columns.
 pub fn staged_upserts<'a>(
     table: &Table,
     rows: &[&'a Row<'a>],
@@ -252,15 +314,18 @@ pub fn staged_upserts<'a>(
 ) -> Vec<StagedUpsert<'a>> {
     let target = Dialect::Postgres.table_name(table);
     let stage = format!("pg_temp.{STAGE_TABLE}");
-    by_columns(table, &last_per_key(rows, primary_key))
+    by_columns(rows)
         .into_iter()
-        .map(|(columns, list, rows)| StagedUpsert {
-            copy: format!("COPY {stage} ({list}) FROM STDIN"),
-            merge: format!(
-                "INSERT INTO {target} ({list}) SELECT {list} FROM {stage}{}",
-                on_conflict(table, &columns, primary_key)
-            ),
-            rows,
+        .map(|(columns, rows)| {
+            let list = column_list(table, &columns);
+            StagedUpsert {
+                copy: format!("COPY {stage} ({list}) FROM STDIN"),
+                merge: format!(
+                    "INSERT INTO {target} ({list}) SELECT {list} FROM {stage}{}",
+                    on_conflict(table, &columns, primary_key)
+                ),
+                rows,
+            }
         })
         .collect()
 }
@@ -306,21 +371,6 @@ pub fn copy_line(row: &Row<'_>, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-fn last_per_key<'a>(rows: &[&'a Row<'a>], primary_key: &[usize]) -> Vec<&'a Row<'a>> {
-    let key = |row: &'a Row<'a>| -> Vec<Option<Option<&'a str>>> {
-        primary_key.iter().map(|c| row.get(*c)).collect()
-    };
-    let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<&Row<'_>> = rows
-        .iter()
-        .rev()
-        .filter(|row| seen.insert(key(row)))
-        .copied()
-        .collect();
-    out.reverse();
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,7 +405,7 @@ mod tests {
     fn postgres_insert_casts_binds_and_defaults_missing_keys() {
         let a = row(&[(0, Some("1")), (1, Some("x"))]);
         let b = row(&[(0, Some("2")), (2, None)]);
-        let s = Dialect::Postgres.write(&table(), &[&a, &b], WriteMode::Insert, &[]);
+        let s = Dialect::Postgres.insert(&table(), &[&a, &b]);
         assert_eq!(
             s.sql,
             "INSERT INTO \"s\".\"t\" (\"id\", \"na\"\"me`\", \"v\") VALUES \
@@ -366,11 +416,10 @@ mod tests {
     }
 
     #[test]
-    fn postgres_staged_upsert_copies_the_last_row_per_key_and_merges_each_column_set() {
-        let a = row(&[(0, Some("1")), (1, Some("old"))]);
+    fn postgres_staged_upsert_merges_each_column_set_on_its_own() {
+        let a = row(&[(0, Some("1")), (1, Some("new"))]);
         let b = row(&[(0, Some("2")), (2, Some("v"))]);
-        let c = row(&[(0, Some("1")), (1, Some("new"))]);
-        let staged = staged_upserts(&table(), &[&a, &b, &c], &[0]);
+        let staged = staged_upserts(&table(), &[&a, &b], &[0]);
         assert_eq!(staged.len(), 2, "two column sets");
         assert_eq!(
             staged[0].copy,
@@ -381,7 +430,7 @@ mod tests {
             "INSERT INTO \"s\".\"t\" (\"id\", \"na\"\"me`\") SELECT \"id\", \"na\"\"me`\" \
              FROM pg_temp.adbsink_stage ON CONFLICT (\"id\") DO UPDATE SET \"na\"\"me`\" = EXCLUDED.\"na\"\"me`\""
         );
-        assert_eq!(staged[0].rows, vec![&c], "only the last row of key 1");
+        assert_eq!(staged[0].rows, vec![&a]);
         assert_eq!(staged[1].rows, vec![&b]);
         let key_only = row(&[(0, Some("3"))]);
         let staged = staged_upserts(&table(), &[&key_only], &[0]);
@@ -393,35 +442,50 @@ mod tests {
     }
 
     #[test]
-    fn mysql_upsert_is_replace_with_backticks() {
+    fn mysql_upsert_updates_in_place_only_the_columns_carried() {
         let a = row(&[(0, Some("1")), (1, Some("x"))]);
-        let s = Dialect::MySql.write(&table(), &[&a], WriteMode::Upsert, &[0]);
+        let s = Dialect::MySql.statements(&table(), &[&a], WriteMode::Upsert, &[0], usize::MAX);
         assert_eq!(
-            s.sql,
-            "REPLACE INTO `s`.`t` (`id`, `na\"me```) VALUES (?, ?)"
+            s[0].sql,
+            "INSERT INTO `s`.`t` (`id`, `na\"me```) VALUES (?, ?) \
+             ON DUPLICATE KEY UPDATE `na\"me``` = VALUES(`na\"me```)"
+        );
+        let key_only = row(&[(0, Some("1"))]);
+        let s =
+            Dialect::MySql.statements(&table(), &[&key_only], WriteMode::Upsert, &[0], usize::MAX);
+        assert!(
+            s[0].sql.ends_with("ON DUPLICATE KEY UPDATE `id` = `id`"),
+            "{}",
+            s[0].sql
         );
     }
 
     #[test]
-    fn postgres_upsert_keeps_the_last_row_per_key() {
-        let a = row(&[(0, Some("1")), (1, Some("old"))]);
-        let b = row(&[(0, Some("2")), (1, Some("b"))]);
-        let c = row(&[(0, Some("1")), (1, Some("new"))]);
-        let s = Dialect::Postgres.write(&table(), &[&a, &b, &c], WriteMode::Upsert, &[0]);
-        assert!(s.sql.ends_with(
-            "ON CONFLICT (\"id\") DO UPDATE SET \"na\"\"me`\" = EXCLUDED.\"na\"\"me`\""
-        ));
-        assert_eq!(s.params, vec![Some("2"), Some("b"), Some("1"), Some("new")]);
+    fn upsert_statements_never_default_a_column_the_message_left_out() {
+        let a = row(&[(0, Some("1")), (1, Some("a"))]);
+        let b = row(&[(0, Some("2")), (2, Some("b"))]);
+        let c = row(&[(0, Some("3")), (1, Some("c"))]);
+        for dialect in [Dialect::MySql, Dialect::Postgres] {
+            let s =
+                dialect.statements(&table(), &[&a, &b, &c], WriteMode::Upsert, &[0], usize::MAX);
+            assert_eq!(s.len(), 2, "one statement per column set");
+            assert!(s.iter().all(|s| !s.sql.contains("DEFAULT")), "{s:?}");
+            assert_eq!(
+                s[0].params,
+                vec![Some("1"), Some("a"), Some("3"), Some("c")]
+            );
+            assert_eq!(s[1].params, vec![Some("2"), Some("b")]);
+        }
     }
 
     #[test]
     fn key_only_upsert_does_nothing_on_conflict() {
         let a = row(&[(0, Some("1"))]);
-        let s = Dialect::Postgres.write(&table(), &[&a], WriteMode::Upsert, &[0]);
+        let s = Dialect::Postgres.statements(&table(), &[&a], WriteMode::Upsert, &[0], usize::MAX);
         assert!(
-            s.sql.ends_with("ON CONFLICT (\"id\") DO NOTHING"),
+            s[0].sql.ends_with("ON CONFLICT (\"id\") DO NOTHING"),
             "{}",
-            s.sql
+            s[0].sql
         );
     }
 
@@ -472,7 +536,7 @@ mod tests {
     fn chunks_respect_the_parameter_limit() {
         let wide: Row<'static> = (0..1000).map(|c| (c, Some("x"))).collect();
         let rows: Vec<&Row<'_>> = std::iter::repeat_n(&wide, 200).collect();
-        let sizes = Dialect::Postgres.chunk_sizes(&rows);
+        let sizes = Dialect::Postgres.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES);
         assert_eq!(sizes, vec![65, 65, 65, 5]);
         assert!(sizes.iter().all(|n| n * 1000 <= MAX_PARAMS));
     }
@@ -481,9 +545,12 @@ mod tests {
     fn mysql_statements_stay_small() {
         let ten: Row<'static> = (0..10).map(|c| (c, Some("x"))).collect();
         let rows: Vec<&Row<'_>> = std::iter::repeat_n(&ten, 1000).collect();
-        let sizes = Dialect::MySql.chunk_sizes(&rows);
+        let sizes = Dialect::MySql.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES);
         assert_eq!(sizes, vec![409, 409, 182]);
-        assert_eq!(Dialect::Postgres.chunk_sizes(&rows), vec![1000]);
+        assert_eq!(
+            Dialect::Postgres.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES),
+            vec![1000]
+        );
     }
 
     #[test]
@@ -491,7 +558,13 @@ mod tests {
         let text = "x".repeat(3 * 1024 * 1024);
         let big = row(&[(0, Some(&text))]);
         let rows: Vec<&Row<'_>> = std::iter::repeat_n(&big, 12).collect();
-        assert_eq!(Dialect::MySql.chunk_sizes(&rows), vec![5, 5, 2]);
-        assert_eq!(Dialect::Postgres.chunk_sizes(&rows), vec![12]);
+        assert_eq!(
+            Dialect::MySql.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES),
+            vec![5, 5, 2]
+        );
+        assert_eq!(
+            Dialect::Postgres.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES),
+            vec![12]
+        );
     }
 }

@@ -24,13 +24,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::stats::TaskStats;
 
@@ -89,7 +90,33 @@ impl GroupContext {
     }
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// librdkafka's log, in the sink's log. An offset reset is said loudly: the partition's
+    /// committed offset has left the log (retention) and the sink resumes at the oldest record
+    /// still there.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "OFFSET" && log_message.contains("offset reset") {
+            warn!(
+                detail = log_message,
+                "a committed offset is no longer in the log: resuming at the oldest record \
+                 still there; the records in between were deleted by the broker before they \
+                 were consumed"
+            );
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => error!(facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Warning => warn!(facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => debug!(facility = fac, "{log_message}"),
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -105,9 +132,12 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let assigned: Vec<i32> = match rebalance {
-            Rebalance::Assign(list) => list.elements().iter().map(|e| e.partition()).collect(),
+            Rebalance::Assign(list) => {
+                report_uncommitted(consumer, list);
+                list.elements().iter().map(|e| e.partition()).collect()
+            }
             Rebalance::Revoke(_) => Vec::new(),
             Rebalance::Error(e) => {
                 warn!(error = %e, "rebalance failed");
@@ -119,6 +149,28 @@ impl ConsumerContext for GroupContext {
         }
     }
 }
+
+/// Says which newly assigned partitions have no committed offset: they start at their oldest
+/// record (`initialOffset` applied once, when the group was created).
+fn report_uncommitted(consumer: &BaseConsumer<GroupContext>, assigned: &TopicPartitionList) {
+    match consumer.committed_offsets(assigned.clone(), COMMITTED_TIMEOUT) {
+        Ok(committed) => {
+            for e in committed.elements() {
+                if !matches!(e.offset(), Offset::Offset(_)) {
+                    warn!(
+                        topic = e.topic(),
+                        partition = e.partition(),
+                        "partition has no committed offset: starting at its oldest record"
+                    );
+                }
+            }
+        }
+        Err(e) => debug!(error = %e, "reading the committed offsets of the assignment"),
+    }
+}
+
+/// Bounds the committed-offsets lookup in the rebalance callback, which holds up polling.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 

@@ -56,8 +56,19 @@ pub async fn write_isolating<W: RowWriter>(
                         return Err(Interrupted::Shutdown);
                     }
                 }
-                Err(error @ WriteError::Rejected { .. }) => {
+                // Smaller statements: a run too big for the server is split like a rejected
+                // one, and a single row too big is rejected.
+                Err(error @ (WriteError::Rejected { .. } | WriteError::TooLarge(_))) => {
                     if end - start == 1 {
+                        let error = match error {
+                            WriteError::TooLarge(message) => WriteError::Rejected {
+                                message: format!(
+                                    "the row alone is too large for the server: {message}"
+                                ),
+                                sql_state: None,
+                            },
+                            other => other,
+                        };
                         out.rejected.push((start, error));
                         if stop_at_first {
                             out.stopped = true;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use adbsink_runtime::records::ConfigRecord;
 use adbsink_runtime::signal::shutdown_signal;
+use adbsink_runtime::sink::MANAGED_CONSUMER_PROPERTIES;
 use adbsink_runtime::standalone::{self, Credentials};
 use adbsink_runtime::{Error, Secret, sink};
 use clap::{Parser, Subcommand};
@@ -67,7 +68,7 @@ enum Command {
         #[arg(long, env = "ADBSINK_CONFIG", hide_env_values = true)]
         config: String,
         /// Consumer tasks in this process.
-        #[arg(long, env = "ADBSINK_THREADS")]
+        #[arg(long, env = "ADBSINK_THREADS", value_parser = threads)]
         threads: u32,
         /// Task id prefix, the pod name.
         #[arg(long, env = "ADBSINK_TASK_PREFIX", default_value = "sink")]
@@ -82,15 +83,30 @@ enum Command {
         #[arg(long)]
         password_file: Option<PathBuf>,
         /// Consumer tasks (default: spec.source.concurrency).
-        #[arg(long)]
+        #[arg(long, value_parser = threads)]
         threads: Option<u32>,
     },
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{s:?} is not key=value"))
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not key=value"))?;
+    if MANAGED_CONSUMER_PROPERTIES.contains(&key) {
+        return Err(format!(
+            "{key} is set by adbsink and cannot be changed: offsets move only after the \
+             database has committed the rows"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn threads(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn main() -> ExitCode {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use adbsink_crd::{FailurePolicy, UnknownFields, WriteMode};
 use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
@@ -23,8 +24,8 @@ use tracing::{info, warn};
 
 use crate::batch::{Batch, Limits, next_offsets};
 use crate::database::{Session, WriteError};
-use crate::deadletter::{Failure, Stage, error_headers, record};
-use crate::decode::{DecodeError, Row, decode};
+use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, too_large};
+use crate::decode::{DecodeError, Row, check_key, decode};
 use crate::dispatch::{Event, GroupConsumer, sleep_until};
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
 use crate::metrics::ReasonLabel;
@@ -151,7 +152,7 @@ async fn write_loop(
 ) {
     while let Some(messages) = rx.recv().await {
         let resolved = if shared.spec.write.exactly_once {
-            resolve_exactly_once(&shared, &stats, &messages).await
+            resolve_exactly_once(&shared, &stats, &consumer, &messages).await
         } else {
             resolve(&shared, &stats, &messages, None).await
         };
@@ -159,12 +160,20 @@ async fn write_loop(
             info!("stopping during a retry: the batch is not committed and will be read again");
             return;
         };
-        commit(
-            &shared,
-            &consumer,
-            &resolved.commit,
-            resolved.failed.is_some(),
-        );
+        if resolved.failed.is_some() {
+            // Nothing after this commit is written until the sink is restarted: it must land.
+            let mut attempt = 0;
+            while let Err(e) = commit(&shared, &consumer, &resolved.commit, true) {
+                attempt += 1;
+                let error = WriteError::Transient(format!("committing offsets: {e}"));
+                if !backoff(&shared, &stats, attempt, &error).await {
+                    break;
+                }
+            }
+        } else if let Err(e) = commit(&shared, &consumer, &resolved.commit, false) {
+            // The next batch's commit covers these partitions' offsets too.
+            warn!(error = %e, "offset commit failed; the next commit covers it");
+        }
         if let Some(reason) = resolved.failed {
             warn!(%reason, "failure policy Stop: task stopped before the bad record");
             stats.set_state(TaskState::Failed, Some(reason));
@@ -180,6 +189,7 @@ async fn write_loop(
 async fn resolve_exactly_once(
     shared: &Shared,
     stats: &TaskStats,
+    consumer: &GroupConsumer,
     messages: &[OwnedMessage],
 ) -> Result<Resolved, Interrupted> {
     let topic = &shared.spec.source.topic;
@@ -219,6 +229,7 @@ async fn resolve_exactly_once(
                 skipped = done.len(),
                 "records already in the table: not written again"
             );
+            seek_past(consumer, topic, &stored, &done);
         }
         let mut resolved = match resolve(shared, stats, &fresh, Some(&session)).await {
             Ok(resolved) => resolved,
@@ -240,6 +251,31 @@ async fn resolve_exactly_once(
     }
 }
 
+/// Resumes a partition where the offsets table says, once a batch showed the table ahead of
+/// the group's commits (a replay after a crash or rebalance): what lies between is not read
+/// again only to be skipped.
+fn seek_past(
+    consumer: &GroupConsumer,
+    topic: &str,
+    stored: &BTreeMap<i32, i64>,
+    done: &[OwnedMessage],
+) {
+    for (partition, next) in stored {
+        let last_done = done
+            .iter()
+            .filter(|m| m.partition() == *partition)
+            .map(Message::offset)
+            .max();
+        if last_done.is_some_and(|last| last + 1 < *next) {
+            // Asynchronous (no timeout): the dispatcher keeps polling meanwhile.
+            if let Err(e) = consumer.seek(topic, *partition, Offset::Offset(*next), Duration::ZERO)
+            {
+                info!(partition, error = %e, "could not seek to the stored offset; skipping instead");
+            }
+        }
+    }
+}
+
 /// Writes a batch and routes its failures; returns what may be committed. With a session
 /// (exactly-once), rows go into its transaction and a lost transaction ends the call.
 async fn resolve(
@@ -253,6 +289,17 @@ async fn resolve(
     let mut attempt = 0;
     loop {
         let table = shared.table(stats).await?;
+        let writer = match DbWriter::new(shared, stats, &table, session) {
+            Ok(writer) => writer,
+            Err(error) => {
+                attempt += 1;
+                if !backoff(shared, stats, attempt, &error).await {
+                    return Err(Interrupted::Shutdown);
+                }
+                shared.forget_table().await;
+                continue;
+            }
+        };
         let decoded: Vec<Result<Row, DecodeError>> = messages
             .iter()
             .map(|m| {
@@ -262,6 +309,7 @@ async fn resolve(
                     shared.spec.write.unknown_fields,
                     shared.spec.destination.instance_type,
                 )
+                .and_then(|row| check_key(&row, &table, &writer.primary_key).map(|()| row))
             })
             .collect();
         // A key the cached table lacks may be a column added since: look once more.
@@ -291,17 +339,6 @@ async fn resolve(
             .filter_map(|(i, d)| d.as_ref().ok().map(|row| (i, row)))
             .collect();
         let rows: Vec<&Row> = good.iter().map(|(_, r)| *r).collect();
-        let writer = match DbWriter::new(shared, stats, &table, session) {
-            Ok(writer) => writer,
-            Err(error) => {
-                attempt += 1;
-                if !backoff(shared, stats, attempt, &error).await {
-                    return Err(Interrupted::Shutdown);
-                }
-                shared.forget_table().await;
-                continue;
-            }
-        };
         let started = Instant::now();
         let isolation = match write_isolating(&writer, &rows, stop_policy).await {
             Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
@@ -405,7 +442,9 @@ fn rejection_failure(error: &WriteError) -> Failure {
 }
 
 /// Produces every failed record to its topic and waits for the broker to acknowledge all of
-/// them; a broker outage is retried like a database outage.
+/// them; a broker outage is retried like a database outage, and only what was not acknowledged
+/// is sent again. A record larger than its topic takes goes as a truncated copy whose headers
+/// say so, and where the original is: it never holds up the stream.
 async fn route_failures(
     shared: &Shared,
     stats: &TaskStats,
@@ -415,34 +454,65 @@ async fn route_failures(
     if failures.is_empty() {
         return Ok(());
     }
+    let limits = shared.record_limits().await;
+    let targets: Vec<(&str, usize)> = failures
+        .iter()
+        .map(|(_, failure)| match failure.stage {
+            Stage::ValueConverter => (shared.topics.dead_letter.as_str(), limits.dead_letter),
+            Stage::TaskPut => (shared.topics.error.as_str(), limits.error),
+        })
+        .collect();
     let headers: Vec<Vec<(String, String)>> = failures
         .iter()
         .map(|(i, f)| error_headers(&messages[*i], f, &shared.name, &stats.id))
         .collect();
+    // Each failure not yet acknowledged, with the room its value may take (None: whole).
+    let mut pending: Vec<(usize, Option<usize>)> = failures
+        .iter()
+        .enumerate()
+        .map(|(k, (i, _))| (k, room(&messages[*i], &headers[k], targets[k].1)))
+        .collect();
     let mut attempt = 0;
     loop {
-        let sends = failures
+        let copies: Vec<Outgoing<'_>> = pending
             .iter()
-            .zip(&headers)
-            .map(|((i, failure), headers)| {
-                let topic = match failure.stage {
-                    Stage::ValueConverter => &shared.topics.dead_letter,
-                    Stage::TaskPut => &shared.topics.error,
-                };
-                shared.producer.send(
-                    record(topic, &messages[*i], headers),
-                    Duration::from_secs(30),
-                )
-            });
+            .map(|&(k, room)| Outgoing::new(&messages[failures[k].0], &headers[k], room))
+            .collect();
+        let sends = pending.iter().zip(&copies).map(|(&(k, _), copy)| {
+            shared
+                .producer
+                .send(copy.record(targets[k].0), Duration::from_secs(30))
+        });
         let results = join_all(sends).await;
-        match results.into_iter().find_map(Result::err) {
-            None => break,
-            Some((e, _)) => {
-                attempt += 1;
-                let error = WriteError::Transient(format!("producing to the error topics: {e}"));
-                if !backoff(shared, stats, attempt, &error).await {
-                    return Err(Interrupted::Shutdown);
+        let mut unsent = Vec::new();
+        let mut outage = None;
+        for (&(k, room), result) in pending.iter().zip(results) {
+            match result {
+                Ok(_) => {}
+                Err((KafkaError::MessageProduction(code), _)) if too_large(code) => {
+                    let smaller = room.map_or(targets[k].1 / 2, |r| r / 2);
+                    warn!(
+                        topic = targets[k].0,
+                        room = smaller,
+                        "the broker refused a failed record as too large; sending it truncated"
+                    );
+                    unsent.push((k, Some(smaller)));
                 }
+                Err((e, _)) => {
+                    unsent.push((k, room));
+                    outage = Some(e);
+                }
+            }
+        }
+        if unsent.is_empty() {
+            break;
+        }
+        pending = unsent;
+        if let Some(e) = outage {
+            attempt += 1;
+            let error = WriteError::Transient(format!("producing to the error topics: {e}"));
+            if !backoff(shared, stats, attempt, &error).await {
+                return Err(Interrupted::Shutdown);
             }
         }
     }
@@ -477,7 +547,7 @@ fn commit(
     consumer: &GroupConsumer,
     offsets: &BTreeMap<(String, i32), i64>,
     sync: bool,
-) {
+) -> Result<(), KafkaError> {
     let owned = consumer.assignment().unwrap_or_default();
     let mut list = TopicPartitionList::new();
     for ((topic, partition), next) in offsets {
@@ -486,17 +556,14 @@ fn commit(
         }
     }
     if list.count() == 0 {
-        return;
+        return Ok(());
     }
     let mode = if sync {
         CommitMode::Sync
     } else {
         CommitMode::Async
     };
-    if let Err(e) = consumer.commit(&list, mode) {
-        warn!(error = %e, "offset commit failed; the next commit covers it");
-        return;
-    }
+    consumer.commit(&list, mode)?;
     for e in list.elements() {
         let Offset::Offset(offset) = e.offset() else {
             continue;
@@ -519,6 +586,7 @@ fn commit(
                 .payload(&payload),
         );
     }
+    Ok(())
 }
 
 /// Waits before a retry with capped exponential backoff, showing RETRYING meanwhile.

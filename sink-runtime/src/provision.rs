@@ -21,6 +21,19 @@ use crate::error::{Error, Result};
 use crate::kafka::KafkaConnection;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// Kafka's default `message.max.bytes` (1 MiB plus batch overhead), assumed for a topic whose
+/// limit the broker does not report.
+pub const BROKER_DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+/// What the error headers may add to a copied record.
+pub const ERROR_HEADER_ROOM: usize = 64 << 10;
+
+/// Topics that receive copies of source records.
+fn holds_copies(role: adbsink_crd::TopicRole) -> bool {
+    matches!(
+        role,
+        adbsink_crd::TopicRole::DeadLetter | adbsink_crd::TopicRole::Error
+    )
+}
 /// How long a topic must stay silent after its reported end before a full read is trusted.
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -104,11 +117,15 @@ impl Provisioner {
     /// Auto: creates the missing topics. Both modes: reports topics that are missing (Manual) or
     /// whose partition count or cleanup policy differs from what the sink requires. Existing
     /// topics are never altered: a wrong setting is the user's to fix, and is reported.
+    ///
+    /// Dead-letter and error topics are created to hold the largest record `source` can hold,
+    /// plus room for the error headers, so a copy of any source record fits.
     pub async fn ensure_topics(
         &self,
         topics: &[InternalTopic],
         replication_factor: Option<i16>,
         creation: ResourceCreation,
+        source: &str,
     ) -> Result<TopicsReport> {
         let existing = self.partition_counts(topics).await?;
         let mut report = TopicsReport::default();
@@ -123,16 +140,30 @@ impl Provisioner {
             }));
         } else if !missing.is_empty() {
             let replication = replication_factor.map_or(-1, i32::from);
+            let copies = missing.iter().any(|t| holds_copies(t.role));
+            let copy_limit = if copies {
+                let source_limit = self
+                    .max_message_bytes(&[source])
+                    .await
+                    .ok()
+                    .and_then(|limits| limits.get(source).copied().flatten())
+                    .unwrap_or(BROKER_DEFAULT_MAX_MESSAGE_BYTES);
+                (source_limit + ERROR_HEADER_ROOM).to_string()
+            } else {
+                String::new()
+            };
             let new_topics: Vec<NewTopic<'_>> = missing
                 .iter()
                 .map(|t| {
-                    let topic =
+                    let mut topic =
                         NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication));
                     if t.compacted {
-                        topic.set("cleanup.policy", "compact")
-                    } else {
-                        topic
+                        topic = topic.set("cleanup.policy", "compact");
                     }
+                    if holds_copies(t.role) {
+                        topic = topic.set("max.message.bytes", &copy_limit);
+                    }
+                    topic
                 })
                 .collect();
             for result in self
@@ -465,6 +496,35 @@ impl Provisioner {
                 .collect())
         })
         .await
+    }
+
+    /// Each topic's `max.message.bytes`, where the broker reports it.
+    pub async fn max_message_bytes(
+        &self,
+        topics: &[&str],
+    ) -> Result<HashMap<String, Option<usize>>> {
+        // A topic named twice makes the broker refuse the whole request.
+        let mut names = topics.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        let specifiers: Vec<ResourceSpecifier<'_>> =
+            names.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let mut out = HashMap::new();
+        for result in self
+            .admin()?
+            .describe_configs(&specifiers, &Self::options())
+            .await?
+        {
+            let Ok(resource) = result else { continue };
+            if let rdkafka::admin::OwnedResourceSpecifier::Topic(name) = &resource.specifier {
+                let limit = resource
+                    .get("max.message.bytes")
+                    .and_then(|entry| entry.value.as_deref())
+                    .and_then(|v| v.parse().ok());
+                out.insert(name.clone(), limit);
+            }
+        }
+        Ok(out)
     }
 
     async fn cleanup_policies(

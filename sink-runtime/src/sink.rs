@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adbsink_crd::{AnalyticDBSinkSpec, InitialOffset, ResolvedTopics, resolved_topics};
+use adbsink_crd::{AnalyticDBSinkSpec, ResolvedTopics, resolved_topics};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
@@ -20,7 +20,7 @@ use crate::isolate::Interrupted;
 use crate::kafka::KafkaConnection;
 use crate::metrics::{Metrics, PartitionLabel};
 use crate::pipeline::{backoff, run_task};
-use crate::provision::Provisioner;
+use crate::provision::{BROKER_DEFAULT_MAX_MESSAGE_BYTES, Provisioner};
 use crate::records::TaskState;
 use crate::stats::{TaskStats, publish_status};
 use crate::table::Table;
@@ -28,6 +28,16 @@ use crate::table::Table;
 /// Chunks of messages (up to 256 each) waiting between the dispatcher and one task. Small: the
 /// batches are the buffer; this only keeps the dispatcher from waiting on each task in turn.
 const LANE_CAPACITY: usize = 4;
+
+/// The producer's own cap: far above any topic's limit, which is what bounds a record.
+const PRODUCER_MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// Consumer settings the delivery guarantees rest on; `--kafka-property` cannot change them.
+pub const MANAGED_CONSUMER_PROPERTIES: [&str; 3] = [
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+];
 
 /// Everything a sink process needs, credentials resolved.
 #[derive(Debug, Clone)]
@@ -59,6 +69,15 @@ pub struct Shared {
     pub stop: CancellationToken,
     table: Mutex<Option<(Arc<Table>, Instant)>>,
     offsets_table: tokio::sync::OnceCell<()>,
+    kafka: KafkaConnection,
+    record_limits: tokio::sync::OnceCell<RecordLimits>,
+}
+
+/// The largest record the dead-letter and the error topic take.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordLimits {
+    pub dead_letter: usize,
+    pub error: usize,
 }
 
 impl Shared {
@@ -98,6 +117,33 @@ impl Shared {
             .map(|_| ())
     }
 
+    /// What the dead-letter and error topics take, read from the broker on first use; a limit
+    /// the broker does not report is taken as Kafka's default.
+    pub async fn record_limits(&self) -> RecordLimits {
+        *self
+            .record_limits
+            .get_or_init(|| async {
+                let topics = [self.topics.dead_letter.as_str(), self.topics.error.as_str()];
+                let reported = match Provisioner::new(&self.kafka) {
+                    Ok(provisioner) => provisioner.max_message_bytes(&topics).await.ok(),
+                    Err(_) => None,
+                }
+                .unwrap_or_default();
+                let limit = |topic: &str| {
+                    reported
+                        .get(topic)
+                        .copied()
+                        .flatten()
+                        .unwrap_or(BROKER_DEFAULT_MAX_MESSAGE_BYTES)
+                };
+                RecordLimits {
+                    dead_letter: limit(topics[0]),
+                    error: limit(topics[1]),
+                }
+            })
+            .await
+    }
+
     pub async fn forget_table(&self) {
         *self.table.lock().await = None;
     }
@@ -131,6 +177,12 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         .client_config()
         .set("acks", "all")
         .set("linger.ms", "5")
+        // A failed produce retried by librdkafka is not written twice.
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        // Copies of source records can be as large as the topics take; each is checked
+        // against its topic's own limit before it is sent (pipeline::route_failures).
+        .set("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES.to_string())
         .create()?;
     let metrics = Arc::new(Metrics::new(&config.name));
     let shared = Arc::new(Shared {
@@ -143,6 +195,8 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         stop: stop.clone(),
         table: Mutex::new(None),
         offsets_table: tokio::sync::OnceCell::new(),
+        kafka: config.kafka.clone(),
+        record_limits: tokio::sync::OnceCell::new(),
     });
     let changed = Arc::new(Notify::new());
     let tasks: Vec<Arc<TaskStats>> = (0..config.threads)
@@ -238,6 +292,11 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
 
 fn consumer_config(config: &SinkConfig, group: &str, client_id: &str) -> ClientConfig {
     let mut consumer = config.kafka.client_config();
+    for (key, value) in &config.consumer_properties {
+        if !MANAGED_CONSUMER_PROPERTIES.contains(&key.as_str()) {
+            consumer.set(key, value);
+        }
+    }
     consumer
         .set("group.id", group)
         .set("client.id", client_id)
@@ -251,16 +310,11 @@ fn consumer_config(config: &SinkConfig, group: &str, client_id: &str) -> ClientC
         .set("queued.max.messages.kbytes", "4096")
         .set("fetch.queue.backoff.ms", "10")
         .set("fetch.max.bytes", "2097152")
-        .set(
-            "auto.offset.reset",
-            match config.spec.source.initial_offset {
-                InitialOffset::Earliest => "earliest",
-                InitialOffset::Latest => "latest",
-            },
-        );
-    for (key, value) in &config.consumer_properties {
-        consumer.set(key, value);
-    }
+        // initialOffset applies once, when the group is created (provision::ensure_group).
+        // A partition without a committed offset, or whose committed offset has left the log,
+        // resumes at the oldest record still there: never at the end, which would skip
+        // records silently. The reset is logged (dispatch::GroupContext).
+        .set("auto.offset.reset", "earliest");
     consumer
 }
 

@@ -112,6 +112,7 @@ pub async fn provision(config: &SinkConfig) -> Result<()> {
             &topics,
             runtime.replication_factor,
             runtime.resource_creation,
+            &config.spec.source.topic,
         )
         .await?;
     for created in &report.created {

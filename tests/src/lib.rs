@@ -95,10 +95,23 @@ impl Kafka {
 
     /// Creates a topic; an existing one is fine.
     pub async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), String> {
+        self.create_topic_with(topic, partitions, &[]).await
+    }
+
+    /// Creates a topic with topic configs (e.g. `max.message.bytes`); an existing one is fine.
+    pub async fn create_topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), String> {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
         let admin: AdminClient<rdkafka::client::DefaultClientContext> =
             self.config().create().map_err(|e| e.to_string())?;
-        let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+        let mut topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+        for (key, value) in configs {
+            topic = topic.set(key, value);
+        }
         let results = admin
             .create_topics([&topic], &AdminOptions::new())
             .await
@@ -128,6 +141,56 @@ impl Kafka {
         .await
     }
 
+    /// Produces `values` to one partition as a real producer does: compressed with `codec`
+    /// (librdkafka's `compression.type`) in multi-record batches, then the last value alone, so
+    /// the test broker's high watermark is exact at the end.
+    pub async fn produce_batched(
+        &self,
+        topic: &str,
+        partition: i32,
+        codec: &str,
+        values: &[Vec<u8>],
+    ) -> Result<(), String> {
+        use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+        let Some((last, bulk)) = values.split_last() else {
+            return Ok(());
+        };
+        let producer: FutureProducer = self
+            .config()
+            .set("compression.type", codec)
+            .set("linger.ms", "100")
+            .set("message.max.bytes", "16777216")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let sends: Vec<_> = bulk
+            .iter()
+            .map(|v| {
+                producer.send(
+                    FutureRecord::<(), [u8]>::to(topic)
+                        .partition(partition)
+                        .payload(v),
+                    Duration::from_secs(30),
+                )
+            })
+            .collect();
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e.to_string())?;
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| e.to_string())?;
+        producer
+            .send(
+                FutureRecord::<(), [u8]>::to(topic)
+                    .partition(partition)
+                    .payload(last),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e.to_string())?;
+        Ok(())
+    }
+
     /// Produces messages to explicit partitions (None: the partitioner decides).
     pub async fn produce_to<'a>(
         &self,
@@ -139,6 +202,7 @@ impl Kafka {
             .config()
             .set("linger.ms", "0")
             .set("batch.num.messages", "1")
+            .set("message.max.bytes", "16777216")
             .create()
             .map_err(|e| e.to_string())?;
         let mut pending = Vec::new();

@@ -51,7 +51,12 @@ async fn manual_mode_reports_missing_topics_until_they_exist() {
         // An administrator creates the topics; the group is still missing.
         let p = provisioner();
         let report = p
-            .ensure_topics(&topics, None, ResourceCreation::Auto)
+            .ensure_topics(
+                &topics,
+                None,
+                ResourceCreation::Auto,
+                &h.get(&name).await.spec.source.topic,
+            )
             .await
             .unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);

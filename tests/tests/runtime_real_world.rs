@@ -1,0 +1,454 @@
+//! Input as production sends it: compressed topics, records far larger than the average,
+//! partial updates under Upsert, keys that are missing, configuration mistakes that are no bad
+//! rows, and `Latest` groups with partitions that have nothing committed.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::time::Duration;
+
+use adbsink_crd::{InitialOffset, WriteMode};
+use adbsink_runtime::records::{StatusRecord, TaskState};
+use adbsink_tests::harness::{
+    Db, RunningSink, committed, config, manifest, provisioner, read_topic,
+};
+use adbsink_tests::{Kafka, Services, eventually, unique};
+
+const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+
+/// Every Kafka codec, one per partition of one topic, multi-record batches: every row lands.
+async fn compressed_topics(db: Db) {
+    let services = Services::from_env();
+    let name = unique("codecs");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    let text = if db == Db::Postgres {
+        "text"
+    } else {
+        "VARCHAR(64)"
+    };
+    db.execute(
+        &services,
+        &format!("CREATE TABLE {table} (id bigint PRIMARY KEY, codec {text})"),
+    )
+    .await;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka
+        .create_topic(&topic, CODECS.len() as i32)
+        .await
+        .unwrap();
+    let per_codec = 200;
+    for (partition, codec) in CODECS.iter().enumerate() {
+        let values: Vec<Vec<u8>> = (0..per_codec)
+            .map(|i| {
+                let id = partition * per_codec + i;
+                format!(r#"{{"id": {id}, "codec": "{codec}"}}"#).into_bytes()
+            })
+            .collect();
+        kafka
+            .produce_batched(&topic, partition as i32, codec, &values)
+            .await
+            .unwrap();
+    }
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.write.linger_ms = 50;
+    let running = RunningSink::start(config(&sink)).await;
+    let expected = (CODECS.len() * per_codec) as i64;
+    eventually(
+        "every compressed record in the table",
+        Duration::from_secs(60),
+        || async { (db.count(&services, &table).await == expected).then_some(()) },
+    )
+    .await;
+    running.stop().await;
+    for codec in CODECS {
+        let rows = db
+            .rows(
+                &services,
+                &format!("SELECT CAST(COUNT(*) AS CHAR(20)) FROM {table} WHERE codec = '{codec}'"),
+            )
+            .await;
+        assert_eq!(rows[0][0].as_deref().map(str::trim), Some("200"), "{codec}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reads_every_kafka_codec() {
+    compressed_topics(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_reads_every_kafka_codec() {
+    compressed_topics(Db::MySql).await;
+}
+
+/// A 3 MiB value that is no JSON sits between good records. It reaches the dead-letter topic
+/// (whole where the topic takes it, else truncated with headers that say so) and the records
+/// behind it are written and committed: nothing stalls.
+async fn big_bad_record(dead_letter_limit: Option<usize>) {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let name = unique("big");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    db.execute(
+        &services,
+        &format!("CREATE TABLE {table} (id bigint, v text)"),
+    )
+    .await;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka
+        .create_topic_with(&topic, 1, &[("max.message.bytes", "8388608")])
+        .await
+        .unwrap();
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.write.linger_ms = 50;
+    let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
+    if let Some(limit) = dead_letter_limit {
+        // The administrator made the dead-letter topic, with the broker's usual limit.
+        kafka
+            .create_topic_with(
+                &topics.dead_letter,
+                6,
+                &[("max.message.bytes", &limit.to_string())],
+            )
+            .await
+            .unwrap();
+    }
+    let big = vec![b'x'; 3 << 20];
+    let good = |id: i64| format!(r#"{{"id": {id}, "v": "after"}}"#).into_bytes();
+    let values = [good(1), big.clone(), good(2), good(3)];
+    kafka
+        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_slice())))
+        .await
+        .unwrap();
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    eventually("everything committed", Duration::from_secs(60), || async {
+        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(4))).then_some(())
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(db.count(&services, &table).await, 3);
+    let dead = read_topic(&services, &topics.dead_letter).await;
+    assert_eq!(dead.len(), 1, "one copy, not one per retry");
+    let copy = &dead[0];
+    assert_eq!(copy.headers["__connect.errors.offset"], "1");
+    assert_eq!(copy.headers["__connect.errors.topic"], topic);
+    match dead_letter_limit {
+        None => {
+            assert!(copy.value.as_deref() == Some(big.as_slice()), "whole");
+            assert!(!copy.headers.contains_key("__adbsink.errors.truncated"));
+        }
+        Some(limit) => {
+            let value = copy.value.as_deref().unwrap_or_default();
+            assert!(
+                value.len() < limit && big.starts_with(value),
+                "{}",
+                value.len()
+            );
+            assert_eq!(copy.headers["__adbsink.errors.truncated"], "true");
+            assert_eq!(
+                copy.headers["__adbsink.errors.original.size"],
+                big.len().to_string()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_bad_record_reaches_a_dead_letter_topic_sized_for_the_source() {
+    big_bad_record(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_bad_record_too_large_for_its_topic_is_truncated_not_stalled() {
+    big_bad_record(Some(1 << 20)).await;
+}
+
+/// The same messages give the same table on both databases: each message updates the columns
+/// it carries, in order, inside one batch and across batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_updates_the_columns_a_message_carries_the_same_on_both_databases() {
+    let services = Services::from_env();
+    let first = [
+        r#"{"id": 1, "a": "a1", "b": "b1"}"#,
+        r#"{"id": 2, "a": "x"}"#,
+        r#"{"id": 1, "b": "b2"}"#,
+        r#"{"id": 1, "c": 5}"#,
+        r#"{"id": 3, "a": "gone", "c": 1}"#,
+        r#"{"id": 3, "a": null}"#,
+    ];
+    let second = [
+        r#"{"id": 2, "b": "y"}"#,
+        r#"{"id": 1, "a": "a3"}"#,
+        r#"{"id": 4, "c": 9}"#,
+    ];
+    let expected = vec![
+        vec![
+            Some("1".into()),
+            Some("a3".into()),
+            Some("b2".into()),
+            Some("5".into()),
+        ],
+        vec![
+            Some("2".into()),
+            Some("x".into()),
+            Some("y".into()),
+            Some("7".into()),
+        ],
+        vec![Some("3".into()), None, None, Some("1".into())],
+        vec![Some("4".into()), None, None, Some("9".into())],
+    ];
+    for db in [Db::Postgres, Db::MySql] {
+        let name = unique("upsert-sem");
+        let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+        let (text, int) = if db == Db::Postgres {
+            ("text", "int")
+        } else {
+            ("VARCHAR(16)", "INT")
+        };
+        db.execute(
+            &services,
+            &format!(
+                "CREATE TABLE {table} (id bigint PRIMARY KEY, a {text}, b {text}, c {int} DEFAULT 7)"
+            ),
+        )
+        .await;
+        let kafka = Kafka::new(&services.kafka_bootstrap);
+        kafka.create_topic(&topic, 1).await.unwrap();
+        produce(&kafka, &topic, &first).await;
+        let mut sink = manifest(&services, db, &name, &topic, &table);
+        sink.spec.write.write_mode = WriteMode::Upsert;
+        sink.spec.write.primary_key = vec!["id".into()];
+        sink.spec.write.linger_ms = 500;
+        let running = RunningSink::start(config(&sink)).await;
+        let group = running.group();
+        let at = |n: i64| {
+            let (services, group, topic) = (services.clone(), group.clone(), topic.clone());
+            async move {
+                eventually("committed", Duration::from_secs(60), || async {
+                    (committed(&services, &group, &topic).await.get(&0) == Some(&Some(n)))
+                        .then_some(())
+                })
+                .await;
+            }
+        };
+        at(first.len() as i64).await;
+        produce(&kafka, &topic, &second).await;
+        at((first.len() + second.len()) as i64).await;
+        running.stop().await;
+        let cast = if db == Db::Postgres { "text" } else { "CHAR" };
+        let rows = db
+            .rows(
+                &services,
+                &format!(
+                    "SELECT CAST(id AS {cast}), a, b, CAST(c AS {cast}) FROM {table} ORDER BY id"
+                ),
+            )
+            .await;
+        assert_eq!(rows, expected, "{db:?}");
+    }
+}
+
+/// Produces `messages` to partition 0, one record per batch.
+async fn produce(kafka: &Kafka, topic: &str, messages: &[&str]) {
+    kafka
+        .produce_to(
+            topic,
+            messages.iter().map(|m| (Some(0), None, m.as_bytes())),
+        )
+        .await
+        .unwrap();
+}
+
+/// Upsert: a message without the key column, or with a null key, cannot be matched to a row:
+/// each one reaches the error topic with its reason; `{}` and a message of unknown keys only
+/// (Ignore) say there is nothing to write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_without_a_key_or_without_columns_each_reach_the_error_topic() {
+    let services = Services::from_env();
+    for db in [Db::Postgres, Db::MySql] {
+        let name = unique("nokey");
+        let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+        db.execute(
+            &services,
+            &format!("CREATE TABLE {table} (id bigint PRIMARY KEY, v VARCHAR(16))"),
+        )
+        .await;
+        let kafka = Kafka::new(&services.kafka_bootstrap);
+        kafka.create_topic(&topic, 1).await.unwrap();
+        let messages = [
+            r#"{"id": 1, "v": "ok"}"#,
+            r#"{"v": "no key"}"#,
+            r#"{"v": "no key again"}"#,
+            r#"{"id": null, "v": "null key"}"#,
+            r#"{}"#,
+            r#"{"other": 1}"#,
+            r#"{"id": 2, "v": "ok"}"#,
+        ];
+        produce(&kafka, &topic, &messages).await;
+        let mut sink = manifest(&services, db, &name, &topic, &table);
+        sink.spec.write.write_mode = WriteMode::Upsert;
+        sink.spec.write.primary_key = vec!["id".into()];
+        sink.spec.write.unknown_fields = adbsink_crd::UnknownFields::Ignore;
+        sink.spec.write.linger_ms = 50;
+        let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
+        let running = RunningSink::start(config(&sink)).await;
+        let group = running.group();
+        eventually("everything committed", Duration::from_secs(60), || async {
+            (committed(&services, &group, &topic).await.get(&0) == Some(&Some(7))).then_some(())
+        })
+        .await;
+        running.stop().await;
+        assert_eq!(db.count(&services, &table).await, 2, "{db:?}");
+        let mut failed: Vec<(String, String)> = read_topic(&services, &topics.error)
+            .await
+            .into_iter()
+            .map(|r| {
+                (
+                    r.headers["__connect.errors.offset"].clone(),
+                    r.headers["__connect.errors.exception.class.name"].clone(),
+                )
+            })
+            .collect();
+        failed.sort();
+        let expected: Vec<(String, String)> = [
+            ("1", "MissingKey"),
+            ("2", "MissingKey"),
+            ("3", "NullKey"),
+            ("4", "NoColumns"),
+            ("5", "NoColumns"),
+        ]
+        .iter()
+        .map(|(o, c)| (o.to_string(), c.to_string()))
+        .collect();
+        assert_eq!(failed, expected, "{db:?}");
+    }
+}
+
+/// A setup mistake is no bad row: Upsert onto a table with no unique index matching the key
+/// (PostgreSQL 42P10) is retried with the reason in the task status, nothing reaches the
+/// error topic, and once the index exists every row is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_the_key_index_is_retried_not_drained_into_the_error_topic() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let name = unique("noindex");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    db.execute(
+        &services,
+        &format!("CREATE TABLE {table} (id bigint NOT NULL, v text)"),
+    )
+    .await;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka.create_topic(&topic, 1).await.unwrap();
+    let messages: Vec<String> = (0..5)
+        .map(|i| format!(r#"{{"id": {i}, "v": "v"}}"#))
+        .collect();
+    kafka
+        .produce_to(
+            &topic,
+            messages.iter().map(|m| (Some(0), None, m.as_bytes())),
+        )
+        .await
+        .unwrap();
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.write.write_mode = WriteMode::Upsert;
+    sink.spec.write.primary_key = vec!["id".into()];
+    sink.spec.write.linger_ms = 50;
+    let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
+    let running = RunningSink::start(config(&sink)).await;
+    let retrying = eventually("a RETRYING task", Duration::from_secs(60), || async {
+        let status = provisioner(&services)
+            .read_latest::<StatusRecord>(&topics.status)
+            .await
+            .ok()?;
+        status
+            .into_values()
+            .find(|t| t.state == TaskState::Retrying)
+    })
+    .await;
+    let reason = retrying.last_error.unwrap_or_default();
+    assert!(reason.contains("ON CONFLICT"), "{reason}");
+    assert!(read_topic(&services, &topics.error).await.is_empty());
+    db.execute(
+        &services,
+        &format!("ALTER TABLE {table} ADD PRIMARY KEY (id)"),
+    )
+    .await;
+    eventually(
+        "the rows once the index exists",
+        Duration::from_secs(90),
+        || async { (db.count(&services, &table).await == 5).then_some(()) },
+    )
+    .await;
+    running.stop().await;
+    assert!(read_topic(&services, &topics.error).await.is_empty());
+}
+
+/// `initialOffset: Latest` applies once, when the group is created. A partition the group has
+/// no commit for (a group made by hand, or one whose offsets expired) starts at its oldest
+/// record, not at its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_never_skips_a_partition_without_a_committed_offset() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let name = unique("latest");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    db.execute(
+        &services,
+        &format!("CREATE TABLE {table} (id bigint, v text)"),
+    )
+    .await;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka.create_topic(&topic, 2).await.unwrap();
+    adbsink_tests::harness::produce_ids(&services, &topic, 0..10, 2).await;
+    // The group exists, with a commit for partition 0 only (at its end).
+    let group = adbsink_crd::default_consumer_group(&name);
+    {
+        let (bootstrap, group, topic) = (
+            services.kafka_bootstrap.clone(),
+            group.clone(),
+            topic.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = Kafka::new(&bootstrap)
+                .config()
+                .set("group.id", &group)
+                .create()
+                .unwrap();
+            let mut list = TopicPartitionList::new();
+            list.add_partition_offset(&topic, 0, Offset::Offset(5))
+                .unwrap();
+            consumer.commit(&list, CommitMode::Sync).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.source.initial_offset = InitialOffset::Latest;
+    sink.spec.write.linger_ms = 50;
+    let running = RunningSink::start(config(&sink)).await;
+    adbsink_tests::harness::produce_ids(&services, &topic, 10..12, 2).await;
+    // Partition 1's five records from before the start, and the two new ones.
+    eventually(
+        "partition 1 read from its start",
+        Duration::from_secs(60),
+        || async { (db.count(&services, &table).await == 7).then_some(()) },
+    )
+    .await;
+    running.stop().await;
+    let ids = db
+        .rows(
+            &services,
+            &format!("SELECT CAST(id AS text) FROM {table} ORDER BY id"),
+        )
+        .await;
+    let mut ids: Vec<i64> = ids
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 3, 5, 7, 9, 10, 11]);
+}
