@@ -33,6 +33,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::fence::{Fence, blocking};
 use crate::stats::TaskStats;
 
 /// How long a task may hold up the dispatcher before its partitions are paused; well under
@@ -48,9 +49,12 @@ const CHUNK: usize = 256;
 pub enum Event {
     /// Consecutive messages of the task's partitions.
     Messages(Vec<OwnedMessage>),
-    /// The group took these partitions away: drop what is buffered of them, unwritten. Their
-    /// new owner reads them again from the last commit.
-    Revoked(Vec<(String, i32)>),
+    /// The group took these partitions away (revocation number `seq`, `fence.rs`): drop what
+    /// is buffered of them, unwritten. Their new owner reads them again from the last commit.
+    Revoked {
+        seq: u64,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// The task that owns a partition.
@@ -73,20 +77,28 @@ pub fn owned_by(assigned: &[i32], task: usize, tasks: usize) -> Vec<i32> {
 /// Rebalance bookkeeping: what was revoked (for the dispatcher to pass on) and which
 /// partitions each task owns (for the status topic).
 pub struct GroupContext {
-    revoked: Mutex<Vec<(String, i32)>>,
+    /// The last revocation's number and every partition revoked since the dispatcher looked.
+    revoked: Mutex<(u64, Vec<(String, i32)>)>,
     tasks: Vec<Arc<TaskStats>>,
+    fence: Arc<Fence>,
 }
 
+/// How long a revocation waits for the writes in flight on its partitions; the group's
+/// rebalance waits meanwhile.
+const REVOKE_WAIT: Duration = Duration::from_secs(30);
+
 impl GroupContext {
-    pub fn new(tasks: Vec<Arc<TaskStats>>) -> Self {
+    pub fn new(tasks: Vec<Arc<TaskStats>>, fence: Arc<Fence>) -> Self {
         Self {
             revoked: Mutex::default(),
             tasks,
+            fence,
         }
     }
 
-    fn take_revoked(&self) -> Vec<(String, i32)> {
-        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
+    fn take_revoked(&self) -> (u64, Vec<(String, i32)>) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        (revoked.0, std::mem::take(&mut revoked.1))
     }
 }
 
@@ -121,14 +133,17 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            self.revoked
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(
-                    list.elements()
-                        .iter()
-                        .map(|e| (e.topic().to_string(), e.partition())),
-                );
+            let partitions: Vec<(String, i32)> = list
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            // librdkafka gives the partitions up when this returns: the writes in flight on
+            // them finish and commit first, and none read before now is written later.
+            let seq = blocking(|| self.fence.revoke(&partitions, REVOKE_WAIT));
+            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            revoked.0 = seq;
+            revoked.1.extend(partitions);
         }
     }
 
@@ -256,7 +271,7 @@ impl Lane {
     }
 
     /// Drops what is waiting of revoked partitions and tells the task, in order.
-    fn revoke(&mut self, consumer: &GroupConsumer, revoked: &[(String, i32)]) {
+    fn revoke(&mut self, consumer: &GroupConsumer, seq: u64, revoked: &[(String, i32)]) {
         self.seal();
         let gone = |m: &OwnedMessage| {
             revoked
@@ -270,7 +285,10 @@ impl Lane {
         }
         self.stash
             .retain(|e| !matches!(e, Event::Messages(m) if m.is_empty()));
-        self.stash.push_back(Event::Revoked(revoked.to_vec()));
+        self.stash.push_back(Event::Revoked {
+            seq,
+            partitions: revoked.to_vec(),
+        });
         self.resume(consumer);
     }
 
@@ -321,10 +339,10 @@ pub async fn dispatch(
                 let mut next = Some(message);
                 let mut taken = 0;
                 while let Some(message) = next.take() {
-                    let revoked = consumer.context().take_revoked();
+                    let (seq, revoked) = consumer.context().take_revoked();
                     if !revoked.is_empty() {
                         for lane in &mut lanes {
-                            lane.revoke(consumer, &revoked);
+                            lane.revoke(consumer, seq, &revoked);
                         }
                     }
                     match message {

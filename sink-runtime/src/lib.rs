@@ -18,6 +18,7 @@ pub mod deadletter;
 pub mod decode;
 pub mod dialect;
 pub mod dispatch;
+pub mod fence;
 pub mod http;
 pub mod isolate;
 pub mod metrics;

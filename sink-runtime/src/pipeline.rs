@@ -63,16 +63,18 @@ pub async fn run_task(
 async fn consume_loop(
     shared: &Shared,
     mut events: mpsc::Receiver<Event>,
-    tx: mpsc::Sender<Vec<OwnedMessage>>,
+    tx: mpsc::Sender<Taken>,
     halt: &CancellationToken,
 ) {
     let mut batch = Batch::new(Limits::from(&shared.spec.write));
+    // The last revocation this task has dropped the records of (`fence.rs`).
+    let mut seen = shared.fence.seq();
     // The writer's one free slot, reserved before a batch is filled: one batch is filled while
     // the previous one is written, and none waits in between holding memory. Without a slot
     // nothing is taken and the dispatcher holds the rest back. After a Stop-policy failure
     // nothing more is taken or written: the partitions stay uncommitted until the sink is
     // restarted.
-    let mut slot: Option<mpsc::Permit<'_, Vec<OwnedMessage>>> = None;
+    let mut slot: Option<mpsc::Permit<'_, Taken>> = None;
     // The batch's time is up (linger, or its source went quiet).
     let mut due = false;
     loop {
@@ -80,14 +82,14 @@ async fn consume_loop(
         if (batch.is_full() || due)
             && let Some(permit) = slot.take()
         {
-            permit.send(batch.take());
+            permit.send((seen, batch.take()));
             due = false;
         }
         let take = slot.is_some() && !halt.is_cancelled();
         // Take what is already waiting without a wake-up or a clock read per message.
         while take && !batch.is_full() {
             match events.try_recv() {
-                Ok(event) => on_event(shared, &mut batch, event),
+                Ok(event) => on_event(shared, &mut batch, &mut seen, event),
                 Err(_) => break,
             }
         }
@@ -108,7 +110,7 @@ async fn consume_loop(
             }
             _ = sleep_until(write_by), if write_by.is_some() => due = true,
             event = events.recv(), if take => match event {
-                Some(event) => on_event(shared, &mut batch, event),
+                Some(event) => on_event(shared, &mut batch, &mut seen, event),
                 None => break,
             },
         }
@@ -116,15 +118,18 @@ async fn consume_loop(
     // Shutting down: hand over what was read so it is written and committed, not re-read.
     if !batch.is_empty() && !halt.is_cancelled() {
         match slot {
-            Some(permit) => permit.send(batch.take()),
+            Some(permit) => permit.send((seen, batch.take())),
             None => {
-                let _ = tx.send(batch.take()).await;
+                let _ = tx.send((seen, batch.take())).await;
             }
         }
     }
 }
 
-fn on_event(shared: &Shared, batch: &mut Batch, event: Event) {
+/// A batch for the writer, with the last revocation its task had seen when it was taken.
+type Taken = (u64, Vec<OwnedMessage>);
+
+fn on_event(shared: &Shared, batch: &mut Batch, seen: &mut u64, event: Event) {
     match event {
         Event::Messages(messages) => {
             shared.metrics.consumed.inc_by(messages.len() as u64);
@@ -132,8 +137,22 @@ fn on_event(shared: &Shared, batch: &mut Batch, event: Event) {
                 batch.push(message);
             }
         }
-        Event::Revoked(partitions) => batch.drop_partitions(&partitions),
+        Event::Revoked { seq, partitions } => {
+            batch.drop_partitions(&partitions);
+            *seen = (*seen).max(seq);
+        }
     }
+}
+
+/// The partitions of a batch.
+fn partitions_of(messages: &[OwnedMessage]) -> Vec<(String, i32)> {
+    let mut partitions: Vec<(String, i32)> = messages
+        .iter()
+        .map(|m| (m.topic().to_string(), m.partition()))
+        .collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    partitions
 }
 
 /// The outcome of one batch: offsets it lets the group commit, and the reason it stopped the
@@ -147,19 +166,49 @@ async fn write_loop(
     shared: Arc<Shared>,
     stats: Arc<TaskStats>,
     consumer: Arc<GroupConsumer>,
-    mut rx: mpsc::Receiver<Vec<OwnedMessage>>,
+    mut rx: mpsc::Receiver<Taken>,
     halt: CancellationToken,
 ) {
-    while let Some(messages) = rx.recv().await {
-        let resolved = if shared.spec.write.exactly_once {
-            resolve_exactly_once(&shared, &stats, &consumer, &messages).await
-        } else {
-            resolve(&shared, &stats, &messages, None).await
+    while let Some((seen, mut messages)) = rx.recv().await {
+        let mut claim = shared.fence.claim(partitions_of(&messages));
+        let resolved = loop {
+            // What was read of a partition before it was revoked is its new owner's to write.
+            let kept = claim.narrow(seen);
+            let before = messages.len();
+            messages.retain(|m| {
+                kept.iter()
+                    .any(|(t, p)| t == m.topic() && *p == m.partition())
+            });
+            if messages.len() < before {
+                info!(
+                    dropped = before - messages.len(),
+                    "partitions revoked: their records are left to their new owner"
+                );
+            }
+            stats.set_abort(claim.token().clone());
+            if messages.is_empty() {
+                break None;
+            }
+            let resolved = if shared.spec.write.exactly_once {
+                resolve_exactly_once(&shared, &stats, &consumer, &messages).await
+            } else {
+                resolve(&shared, &stats, &messages, None).await
+            };
+            match resolved {
+                Ok(resolved) => break Some(resolved),
+                Err(_) if shared.stop.is_cancelled() => {
+                    info!(
+                        "stopping during a retry: the batch is not committed and will be read again"
+                    );
+                    return;
+                }
+                // A retry interrupted by a revocation: go on with what is still ours.
+                Err(_) => continue,
+            }
         };
-        let Ok(resolved) = resolved else {
-            info!("stopping during a retry: the batch is not committed and will be read again");
-            return;
-        };
+        let Some(resolved) = resolved else { continue };
+        // A partition being revoked waits for this commit: it must land before it is given up.
+        let revoking = claim.token().is_cancelled();
         if resolved.failed.is_some() {
             // Nothing after this commit is written until the sink is restarted: it must land.
             let mut attempt = 0;
@@ -170,10 +219,11 @@ async fn write_loop(
                     break;
                 }
             }
-        } else if let Err(e) = commit(&shared, &consumer, &resolved.commit, false) {
+        } else if let Err(e) = commit(&shared, &consumer, &resolved.commit, revoking) {
             // The next batch's commit covers these partitions' offsets too.
             warn!(error = %e, "offset commit failed; the next commit covers it");
         }
+        drop(claim);
         if let Some(reason) = resolved.failed {
             warn!(%reason, "failure policy Stop: task stopped before the bad record");
             stats.set_state(TaskState::Failed, Some(reason));
@@ -590,7 +640,7 @@ fn commit(
 }
 
 /// Waits before a retry with capped exponential backoff, showing RETRYING meanwhile.
-/// Returns false when the sink is stopping.
+/// Returns false when the sink is stopping, or a partition of the batch was revoked.
 pub(crate) async fn backoff(
     shared: &Shared,
     stats: &TaskStats,
@@ -603,8 +653,10 @@ pub(crate) async fn backoff(
     let delay = Duration::from_millis(200)
         .saturating_mul(2u32.saturating_pow(attempt.min(8)))
         .min(Duration::from_secs(30));
+    let abort = stats.abort();
     tokio::select! {
         _ = shared.stop.cancelled() => false,
+        _ = abort.cancelled() => false,
         _ = tokio::time::sleep(delay) => true,
     }
 }

@@ -16,6 +16,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::database::{Database, DatabaseSettings, WriteError};
 use crate::dispatch::{GroupConsumer, GroupContext, dispatch};
 use crate::error::Result;
+use crate::fence::Fence;
 use crate::isolate::Interrupted;
 use crate::kafka::KafkaConnection;
 use crate::metrics::{Metrics, PartitionLabel};
@@ -71,6 +72,8 @@ pub struct Shared {
     offsets_table: tokio::sync::OnceCell<()>,
     kafka: KafkaConnection,
     record_limits: tokio::sync::OnceCell<RecordLimits>,
+    /// Keeps writes off partitions the group has taken away.
+    pub fence: Arc<Fence>,
 }
 
 /// The largest record the dead-letter and the error topic take.
@@ -185,6 +188,7 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         .set("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES.to_string())
         .create()?;
     let metrics = Arc::new(Metrics::new(&config.name));
+    let fence = Arc::new(Fence::default());
     let shared = Arc::new(Shared {
         name: config.name.clone(),
         spec: config.spec.clone(),
@@ -197,6 +201,7 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         offsets_table: tokio::sync::OnceCell::new(),
         kafka: config.kafka.clone(),
         record_limits: tokio::sync::OnceCell::new(),
+        fence: fence.clone(),
     });
     let changed = Arc::new(Notify::new());
     let tasks: Vec<Arc<TaskStats>> = (0..config.threads)
@@ -245,7 +250,7 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
 
     let consumer: Arc<GroupConsumer> = Arc::new(
         consumer_config(&config, &group, &config.task_prefix)
-            .create_with_context(GroupContext::new(tasks.clone()))?,
+            .create_with_context(GroupContext::new(tasks.clone(), fence))?,
     );
     consumer.subscribe(&[config.spec.source.topic.as_str()])?;
     // Connect and describe the table while the group forms, not after the first batch
