@@ -178,7 +178,9 @@ impl Database {
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>(),
-            Pool::MySql(pool) => sqlx::query(
+            Pool::MySql(pool) => {
+                self.read_max_allowed_packet(pool).await;
+                sqlx::query(
                 "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
                  WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             )
@@ -194,7 +196,8 @@ impl Database {
                     cast: None,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>(),
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            }
         }
         .map_err(|e| WriteError::Transient(format!("reading the table's columns: {e}")))?;
         if columns.is_empty() {
@@ -204,6 +207,21 @@ impl Database {
             )));
         }
         Ok(Table::new(&self.schema, &self.table, columns))
+    }
+
+    /// Sizes statements for the server's `max_allowed_packet` (whatever it is, at most the
+    /// protocol's 16 MiB), read with the table's columns.
+    async fn read_max_allowed_packet(&self, pool: &MySqlPool) {
+        // Room for the packet header and a statement's fixed part.
+        const MARGIN: u64 = 8 << 10;
+        let packet: Result<u64, sqlx::Error> = sqlx::query_scalar("SELECT @@max_allowed_packet")
+            .fetch_one(pool)
+            .await;
+        if let Ok(packet) = packet {
+            let limit = usize::try_from(packet.saturating_sub(MARGIN)).unwrap_or(usize::MAX);
+            self.max_statement_bytes
+                .store(limit.min(MYSQL_MAX_STATEMENT_BYTES), Ordering::Relaxed);
+        }
     }
 
     /// Writes rows in one transaction: all of them or none. Upsert rows of one key are merged
@@ -229,6 +247,26 @@ impl Database {
             },
             Pool::MySql(pool) => {
                 let max_bytes = self.max_statement_bytes.load(Ordering::Relaxed);
+                // A server refuses a packet over its max_allowed_packet by closing the
+                // connection, which looks like an outage: a row that cannot fit is found here.
+                if let Some(row) = rows
+                    .iter()
+                    .find(|r| crate::dialect::statement_bytes(r) > max_bytes)
+                {
+                    let message = format!(
+                        "a row of {} bytes is larger than the server's max_allowed_packet allows \
+                         ({max_bytes} bytes per statement)",
+                        crate::dialect::statement_bytes(row)
+                    );
+                    return Err(if rows.len() == 1 {
+                        WriteError::Rejected {
+                            message,
+                            sql_state: None,
+                        }
+                    } else {
+                        WriteError::TooLarge(message)
+                    });
+                }
                 let statements =
                     self.dialect
                         .statements(table, &rows, mode, primary_key, max_bytes);

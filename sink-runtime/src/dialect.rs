@@ -19,6 +19,11 @@ pub const MYSQL_MAX_STATEMENT_BYTES: usize = 16 * 1024 * 1024 - 256 * 1024;
 /// Per-parameter overhead on the wire (type and length bytes), an upper bound.
 const PARAM_OVERHEAD: usize = 16;
 
+/// What one row adds to a MySQL statement's packet, an upper bound.
+pub fn statement_bytes(row: &Row<'_>) -> usize {
+    row.bytes() + row.len().max(1) * PARAM_OVERHEAD
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     MySql,
@@ -68,7 +73,7 @@ impl Dialect {
         let (mut count, mut params, mut bytes) = (0usize, 0usize, 0usize);
         for row in rows {
             let row_params = row.len().max(1);
-            let row_bytes = row.bytes() + row_params * PARAM_OVERHEAD;
+            let row_bytes = statement_bytes(row);
             let over_params = params + row_params > self.max_params();
             let over_bytes = self == Self::MySql && bytes + row_bytes > max_bytes;
             if count > 0 && (over_params || over_bytes) {
