@@ -515,4 +515,33 @@ mod tests {
         assert_eq!(row.len(), 2);
         assert_eq!(row.bytes(), 5, "an overwritten value does not count");
     }
+
+    #[test]
+    fn a_short_message_against_a_wide_table_reserves_what_it_uses() {
+        let columns = (0..1000)
+            .map(|i| Column {
+                name: format!("c{i}"),
+                cast: None,
+            })
+            .collect();
+        let wide = Table::new("s", "t", columns);
+        let row = decode(
+            Some(br#"{"c1": 1, "c2": "a:b"}"#),
+            &wide,
+            UnknownFields::Fail,
+            PG,
+        )
+        .unwrap();
+        assert_eq!(row.len(), 2);
+        assert!(row.cells.capacity() <= 3, "{}", row.cells.capacity());
+    }
+
+    #[test]
+    fn a_message_without_a_known_column_has_nothing_to_write() {
+        assert_eq!(err(b"{}", UnknownFields::Fail), DecodeError::NoColumns);
+        assert_eq!(
+            err(br#"{"nope": 1}"#, UnknownFields::Ignore),
+            DecodeError::NoColumns
+        );
+    }
 }

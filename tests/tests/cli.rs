@@ -258,3 +258,41 @@ async fn serves_metrics_stops_cleanly_on_sigterm_and_never_logs_the_password() {
         "the password leaked into the log"
     );
 }
+
+#[test]
+fn zero_threads_and_overriding_managed_consumer_properties_are_refused() {
+    let services = Services::from_env();
+    let sink = manifest(&services, Db::Postgres, &unique("cli-args"), "t", "t");
+    let file = write_manifest(&sink);
+    let path = file.0.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["standalone", path, "--threads", "0"], "at least 1"),
+        (
+            vec![
+                "standalone",
+                path,
+                "--kafka-property",
+                "enable.auto.commit=true",
+            ],
+            "enable.auto.commit is set by adbsink",
+        ),
+        (
+            vec![
+                "standalone",
+                path,
+                "--kafka-property",
+                "auto.offset.reset=latest",
+            ],
+            "auto.offset.reset is set by adbsink",
+        ),
+    ] {
+        let output = Command::new(binary())
+            .args(&args)
+            .env("ADBSINK_DB_PASSWORD", "x")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -64,3 +64,67 @@ async fn exactly_once_writes_each_record_once_even_when_kafka_commits_are_lost()
         "the table's offsets cover every record"
     );
 }
+
+/// Two sessions for a partition the offsets table has no row for yet (two members starting
+/// at once): the second waits for the first and sees what it stored, instead of both writing
+/// the same records. Before the row was seeded, `FOR UPDATE` locked nothing here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_for_a_new_partition_take_turns() {
+    use std::collections::BTreeMap;
+
+    use adbsink_runtime::Secret;
+    use adbsink_runtime::database::{Database, DatabaseSettings};
+
+    let services = Services::from_env();
+    let name = adbsink_tests::unique("once-seed");
+    let schema = name.replace('-', "_");
+    Db::Postgres
+        .execute(&services, &format!("CREATE SCHEMA {schema}"))
+        .await;
+    let mut sink = manifest(&services, Db::Postgres, &name, "t", "t");
+    sink.spec.destination.schema = Some(schema.clone());
+    let database = Database::connect(
+        &DatabaseSettings {
+            destination: sink.spec.destination.clone(),
+            username: "adbsink".into(),
+            password: Secret::new("adbsink"),
+            ca_file: None,
+        },
+        2,
+    );
+    database.ensure_offsets_table().await.unwrap();
+    let (first, stored) = database.begin_session(&name, "t", &[0]).await.unwrap();
+    assert!(stored.get(&0).is_none_or(|next| *next == 0), "{stored:?}");
+    let second = {
+        let (database, name) = (database.clone(), name.clone());
+        tokio::spawn(async move { database.begin_session(&name, "t", &[0]).await.map(|s| s.1) })
+    };
+    eventually(
+        "the second session waiting on the first's lock",
+        Duration::from_secs(30),
+        || async {
+            let waiting = Db::Postgres
+                .rows(
+                    &services,
+                    &format!(
+                        "SELECT pid::text FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                         AND query LIKE '%\"{schema}\"%'"
+                    ),
+                )
+                .await;
+            (!waiting.is_empty()).then_some(())
+        },
+    )
+    .await;
+    assert!(!second.is_finished());
+    first
+        .commit(&BTreeMap::from([(("t".to_string(), 0), 10)]))
+        .await
+        .unwrap();
+    let stored = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .expect("the second session proceeds once the first commits")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.get(&0), Some(&10));
+}
