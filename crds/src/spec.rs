@@ -27,6 +27,11 @@ use crate::status::AnalyticDBSinkStatus;
     doc = "Streams the JSON messages of a Kafka topic into an AnalyticDB for MySQL or AnalyticDB for PostgreSQL table.",
     validation = Rule::new("size(self.metadata.name) <= 48 && self.metadata.name.matches('^[a-z0-9][a-z0-9-]*$')")
         .message("metadata.name must be 1-48 lowercase letters, digits or hyphens and must not start with a hyphen"),
+    // GitOps tools re-apply the manifest with its inline password after the operator moved it:
+    // the password and the operator's reference to <name>-credentials then stand side by side
+    // until the operator moves the password again.
+    validation = Rule::new("!has(self.spec.destination.password) || !has(self.spec.destination.passwordSecretRef) || (self.spec.destination.passwordSecretRef.name == self.metadata.name + '-credentials' && self.spec.destination.passwordSecretRef.key == 'password')")
+        .message("set password or passwordSecretRef, not both (both only while the operator moves a re-applied password into the Secret <name>-credentials)"),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.destination.instanceType"),
     printcolumn(name = "Topic", type_ = "string", json_path = ".spec.source.topic"),
     printcolumn(name = "Table", type_ = "string", json_path = ".spec.destination.table"),
@@ -267,7 +272,7 @@ pub struct TopicSpec {
 
 /// The AnalyticDB side of the sink.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("has(self.password) != has(self.passwordSecretRef)").message("set exactly one of password and passwordSecretRef"))]
+#[x_kube(validation = Rule::new("has(self.password) || has(self.passwordSecretRef)").message("set password or passwordSecretRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationSpec {
     /// AnalyticDBForMySQL (MySQL protocol) or AnalyticDBForPostgreSQL (PostgreSQL protocol).
@@ -295,8 +300,10 @@ pub struct DestinationSpec {
     /// Database user.
     #[schemars(length(min = 1))]
     pub username: String,
-    /// Database password, accepted once: the operator moves it into the Secret
-    /// <name>-credentials and replaces it with passwordSecretRef. Prefer passwordSecretRef.
+    /// Database password: the operator moves it into the Secret <name>-credentials and
+    /// replaces it with passwordSecretRef before anything else. A manifest that carries it
+    /// can be applied again (GitOps, server- or client-side): the password is moved again.
+    /// Prefer passwordSecretRef.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     /// Secret key holding the database password.

@@ -61,7 +61,7 @@ pub fn validate_spec(name: &str, spec: &AnalyticDBSinkSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
     source(&spec.source, &mut errors);
     runtime(name, spec, &mut errors);
-    destination(&spec.destination, &mut errors);
+    destination(name, &spec.destination, &mut errors);
     write(&spec.write, spec.destination.instance_type, &mut errors);
     if !(1..=MAX_THREADS_PER_REPLICA).contains(&spec.threads_per_replica) {
         errors.push(FieldError::new(
@@ -195,7 +195,7 @@ fn runtime(name: &str, spec: &AnalyticDBSinkSpec, errors: &mut Vec<FieldError>) 
     }
 }
 
-fn destination(dest: &DestinationSpec, errors: &mut Vec<FieldError>) {
+fn destination(name: &str, dest: &DestinationSpec, errors: &mut Vec<FieldError>) {
     for (field, value) in [
         ("host", &dest.host),
         ("database", &dest.database),
@@ -213,6 +213,10 @@ fn destination(dest: &DestinationSpec, errors: &mut Vec<FieldError>) {
         errors.push(FieldError::new("spec.destination.port", "must be 1-65535"));
     }
     match (&dest.password, &dest.password_secret_ref) {
+        // A re-applied inline password beside the operator's reference: it is moved again.
+        (Some(_), Some(r))
+            if r.name == crate::credentials_secret_name(name)
+                && r.key == crate::SECRET_KEY_DB_PASSWORD => {}
         (Some(_), Some(_)) => errors.push(FieldError::new(
             "spec.destination.password",
             "set password or passwordSecretRef, not both",

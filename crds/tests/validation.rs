@@ -114,7 +114,7 @@ fn cases() -> Vec<Case> {
             path: "spec.destination.password",
             value: json!("hunter2"),
             field: "spec.destination.password",
-            cel_message: Some("set exactly one of password and passwordSecretRef"),
+            cel_message: Some("set password or passwordSecretRef, not both"),
         },
         Case {
             what: "MySQL batch over 16 MiB",
