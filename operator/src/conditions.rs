@@ -42,6 +42,8 @@ pub mod reason {
     pub const NO_FAILED_TASKS: &str = "NoFailedTasks";
     pub const NOT_CHECKED: &str = "NotChecked";
     pub const DELETING: &str = "Deleting";
+    pub const CLEANUP_BLOCKED: &str = "CleanupBlocked";
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
 }
 
 /// A condition as the pipeline decides it, before timestamps: `status` is None for Unknown.

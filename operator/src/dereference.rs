@@ -22,8 +22,28 @@ pub struct Resolved {
 /// Problems with references, one message per missing object or key (never a value).
 pub type Missing = Vec<String>;
 
+/// What the references are read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Running the sink: everything.
+    Run,
+    /// Deleting its Kafka resources: only what reaches Kafka. The database's Secrets may be gone
+    /// already (namespace deletion, `kubectl delete -f` of a file with both).
+    Cleanup,
+}
+
 /// Reads the referenced objects; `Ok(Err(missing))` when some are absent.
 pub async fn resolve(client: &Client, sink: &AnalyticDBSink) -> Result<Result<Resolved, Missing>> {
+    resolve_for(client, sink, Purpose::Run).await
+}
+
+/// Reads what `purpose` needs of the referenced objects; `Ok(Err(missing))` when some are absent.
+pub async fn resolve_for(
+    client: &Client,
+    sink: &AnalyticDBSink,
+    purpose: Purpose,
+) -> Result<Result<Resolved, Missing>> {
+    let database = purpose == Purpose::Run;
     let namespace = sink
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
@@ -47,6 +67,7 @@ pub async fn resolve(client: &Client, sink: &AnalyticDBSink) -> Result<Result<Re
         };
     let destination = &sink.spec.destination;
     let password = match (&destination.password, &destination.password_secret_ref) {
+        _ if !database => None,
         (Some(inline), _) => Some(inline.clone()),
         (None, Some(r)) => lookup("Secret", &r.name, &r.key, &fetched),
         (None, None) => None,
@@ -74,7 +95,9 @@ pub async fn resolve(client: &Client, sink: &AnalyticDBSink) -> Result<Result<Re
         }
         (None, None) => None,
     };
-    let db_ca = db_ca_ref(sink).and_then(|r| lookup("Secret", &r.name, &r.key, &fetched));
+    let db_ca = db_ca_ref(sink)
+        .filter(|_| database)
+        .and_then(|r| lookup("Secret", &r.name, &r.key, &fetched));
     if !missing.is_empty() {
         return Ok(Err(missing));
     }

@@ -26,6 +26,7 @@ use crate::build::{credentials, hash, network_policy, password_move};
 use crate::conditions::{self, Check, reason};
 use crate::conflict::{consumer_group, identity, older_claimant};
 use crate::context::Context;
+use crate::dereference::Purpose;
 use crate::error::{Error, Result};
 use crate::status::{self, Findings, Replicas};
 use crate::{apply, dereference, kafka};
@@ -92,11 +93,34 @@ async fn apply_sink(
         }
         findings.kafka_error = Some(message);
     }
-    let status = status::compute(&sink, &findings, jiff::Timestamp::now());
-    if sink.status.as_ref() != Some(&status) {
-        apply::status(api, &sink, &status).await?;
-    }
+    write_status(api, sink, |sink| {
+        status::compute(sink, &findings, jiff::Timestamp::now())
+    })
+    .await?;
     outcome
+}
+
+/// Writes the status `compute` makes of the sink; when the sink changed meanwhile (409), reads
+/// it again and computes again, so what this reconcile found (topics it created above all) is
+/// merged into the newer status instead of overwriting it or being lost.
+async fn write_status(
+    api: &Api<AnalyticDBSink>,
+    mut sink: AnalyticDBSink,
+    compute: impl Fn(&AnalyticDBSink) -> adbsink_crd::AnalyticDBSinkStatus,
+) -> Result<()> {
+    for attempt in 0.. {
+        let status = compute(&sink);
+        if sink.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        match apply::status(api, &sink, &status).await {
+            Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 && attempt < 5 => {
+                sink = api.get(&sink.name_any()).await?;
+            }
+            other => return other.map(drop),
+        }
+    }
+    Ok(())
 }
 
 async fn pipeline(
@@ -109,6 +133,11 @@ async fn pipeline(
     let namespace = sink
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
+
+    // First of all: an inline password never stays in the CR, whatever stops the pipeline.
+    if let Some(action) = move_password(api, sink, findings, ctx).await? {
+        return Ok(action);
+    }
 
     if let Err(e) = adbsink_crd::validate(sink) {
         let message = e.to_string();
@@ -149,23 +178,15 @@ async fn pipeline(
 
     let secret = credentials::credentials_secret(sink, &resolved)?;
     let secret_name = credentials_secret_name(&name);
-    apply::apply(
-        &Api::<Secret>::namespaced(ctx.client.clone(), &namespace),
-        &secret,
-    )
-    .await?;
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    if let Some(action) = foreign_secret(&secrets, sink, findings, ctx).await? {
+        return Ok(action);
+    }
+    apply::apply(&secrets, &secret).await?;
     findings.credentials = Some(Check::ok(
         reason::CREDENTIALS_RESOLVED,
         format!("Secret {secret_name:?} holds the sink's credentials"),
     ));
-    if sink.spec.destination.password.is_some() {
-        let patch = password_move::password_move_patch(sink);
-        *sink = api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        let note = format!("moved the inline password into Secret {secret_name:?}");
-        ctx.event(sink, false, "PasswordMoved", note).await;
-    }
 
     let provisioner = (ctx.provisioners)(&kafka::connection(sink, &resolved))?;
     let group = consumer_group(sink);
@@ -245,6 +266,71 @@ async fn pipeline(
     Ok(Action::requeue(REFRESH))
 }
 
+/// Moves an inline password into `<name>-credentials` and out of the CR. GitOps tools apply
+/// the manifest again and again, server- or client-side, so this runs on every reconcile that
+/// finds a password, before any step that could stop the pipeline.
+async fn move_password(
+    api: &Api<AnalyticDBSink>,
+    sink: &mut AnalyticDBSink,
+    findings: &mut Findings,
+    ctx: &Context,
+) -> Result<Option<Action>> {
+    let Some(password) = sink.spec.destination.password.clone() else {
+        return Ok(None);
+    };
+    let namespace = sink
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    if let Some(action) = foreign_secret(&secrets, sink, findings, ctx).await? {
+        return Ok(Some(action));
+    }
+    let secret_name = credentials_secret_name(&sink.name_any());
+    apply::apply_moved_password(
+        &secrets,
+        &credentials::moved_password_secret(sink, &password)?,
+    )
+    .await?;
+    let patch = password_move::password_move_patch(sink);
+    *sink = api
+        .patch(
+            &sink.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    let note = format!("moved the inline password into Secret {secret_name:?}");
+    ctx.event(sink, false, "PasswordMoved", note).await;
+    Ok(None)
+}
+
+/// A Secret named `<name>-credentials` that the sink did not create is the user's: it is
+/// reported and never touched (taking it over would make the garbage collector delete it
+/// with the sink).
+async fn foreign_secret(
+    secrets: &Api<Secret>,
+    sink: &AnalyticDBSink,
+    findings: &mut Findings,
+    ctx: &Context,
+) -> Result<Option<Action>> {
+    let secret_name = credentials_secret_name(&sink.name_any());
+    match secrets.get_opt(&secret_name).await? {
+        Some(existing) if !credentials::is_ours(&existing, sink) => {
+            let message = format!(
+                "Secret {secret_name:?} exists and was not created by this sink: the operator \
+                 does not take it over; rename or delete it"
+            );
+            if newly(sink, reason::SECRET_CONFLICT) {
+                ctx.event(sink, true, reason::SECRET_CONFLICT, message.clone())
+                    .await;
+            }
+            findings.credentials = Some(Check::fail(reason::SECRET_CONFLICT, message));
+            Ok(Some(Action::requeue(RECHECK)))
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn cleanup(
     api: &Api<AnalyticDBSink>,
     sink: &AnalyticDBSink,
@@ -252,7 +338,12 @@ async fn cleanup(
 ) -> Result<Action> {
     ctx.forget_config(&identity(sink));
     let status = status::deleting(sink, jiff::Timestamp::now());
-    if sink.status.as_ref() != Some(&status) {
+    let blocked = sink.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == conditions::READY && c.reason == reason::CLEANUP_BLOCKED)
+    });
+    if sink.status.as_ref() != Some(&status) && !blocked {
         apply::status(api, sink, &status).await?;
     }
     if sink.spec.deletion_policy == DeletionPolicy::Retain {
@@ -274,14 +365,24 @@ async fn cleanup(
     if topics.is_empty() && group.is_none() {
         return Ok(Action::await_change());
     }
-    let resolved = dereference::resolve(&ctx.client, sink)
-        .await?
-        .map_err(|missing| {
-            Error::Cleanup(format!(
-                "cannot reach Kafka to apply deletionPolicy Delete: {}",
+    // Only what reaches Kafka: the database's Secrets may be deleted first.
+    let resolved = match dereference::resolve_for(&ctx.client, sink, Purpose::Cleanup).await? {
+        Ok(resolved) => resolved,
+        Err(missing) => {
+            let message = format!(
+                "cannot reach Kafka to apply deletionPolicy Delete: {}; restore them, or remove \
+                 the finalizer {FINALIZER} to keep the topics and group",
                 missing.join("; ")
-            ))
-        })?;
+            );
+            let blocked = status::cleanup_blocked(sink, message.clone(), jiff::Timestamp::now());
+            if sink.status.as_ref() != Some(&blocked) {
+                apply::status(api, sink, &blocked).await?;
+                ctx.event(sink, true, reason::CLEANUP_BLOCKED, message.clone())
+                    .await;
+            }
+            return Err(Error::Cleanup(message));
+        }
+    };
     let provisioner = (ctx.provisioners)(&kafka::connection(sink, &resolved))?;
     provisioner.delete_topics(&topics).await?;
     let mut note = format!("deleted topics [{}]", topics.join(", "));

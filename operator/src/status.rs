@@ -95,11 +95,28 @@ pub fn compute(
 
 /// Phase while the finalizer runs: Ready turns False, the rest of the status stays as it was.
 pub fn deleting(sink: &AnalyticDBSink, now: jiff::Timestamp) -> AnalyticDBSinkStatus {
-    let previous = sink.status.clone().unwrap_or_default();
     let message = format!("deleting (deletionPolicy {:?})", sink.spec.deletion_policy);
+    deleting_with(sink, Check::fail(reason::DELETING, message), now)
+}
+
+/// Deleting, but the cleanup the deletion policy asks for cannot be done: Ready says why.
+pub fn cleanup_blocked(
+    sink: &AnalyticDBSink,
+    message: String,
+    now: jiff::Timestamp,
+) -> AnalyticDBSinkStatus {
+    deleting_with(sink, Check::fail(reason::CLEANUP_BLOCKED, message), now)
+}
+
+fn deleting_with(
+    sink: &AnalyticDBSink,
+    ready: Check,
+    now: jiff::Timestamp,
+) -> AnalyticDBSinkStatus {
+    let previous = sink.status.clone().unwrap_or_default();
     let ready = conditions::merge(
         &previous.conditions,
-        &[(conditions::READY, Check::fail(reason::DELETING, message))],
+        &[(conditions::READY, ready)],
         sink.metadata.generation,
         now,
     );

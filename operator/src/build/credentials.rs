@@ -42,6 +42,35 @@ pub fn credentials_secret(sink: &AnalyticDBSink, resolved: &Resolved) -> Result<
     })
 }
 
+/// The credentials Secret as the password move writes it, before anything else is resolved:
+/// the database username and the moved password. The full Secret follows in the same reconcile.
+pub fn moved_password_secret(sink: &AnalyticDBSink, password: &str) -> Result<Secret> {
+    Ok(Secret {
+        metadata: child_meta(sink, credentials_secret_name(&sink.name_any()))?,
+        type_: Some("Opaque".to_string()),
+        data: Some(BTreeMap::from([
+            (
+                SECRET_KEY_DB_USERNAME.to_string(),
+                bytes(&sink.spec.destination.username),
+            ),
+            (SECRET_KEY_DB_PASSWORD.to_string(), bytes(password)),
+        ])),
+        ..Secret::default()
+    })
+}
+
+/// Whether the sink created this Secret (it is its controller). Anything else of that name is
+/// the user's, and is never taken over: the garbage collector would delete it with the sink.
+pub fn is_ours(secret: &Secret, sink: &AnalyticDBSink) -> bool {
+    let uid = sink.metadata.uid.as_deref();
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}
+
 fn bytes(value: &str) -> ByteString {
     ByteString(value.as_bytes().to_vec())
 }
