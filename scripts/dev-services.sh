@@ -64,6 +64,7 @@ APT_PACKAGES=(
   mariadb-server mariadb-client
   cmake build-essential pkg-config libssl-dev libsasl2-dev
   libcurl4-openssl-dev zlib1g-dev libzstd-dev unzip python3 ca-certificates
+  xz-utils curl
 )
 
 SERVICES=(postgres mariadb tansu)
@@ -518,6 +519,50 @@ tansu_status() {
   fi
 }
 
+# ---------------------------------------------------------------- kubernetes
+
+# A real Kubernetes API server for the operator's tests: ../shared/k8s/control-plane.sh beside
+# the checkout (as in CI), or KUBEBUILDER_ASSETS pointing at a folder that holds it. Elsewhere
+# the real-API-server tests are skipped (and fail under CI=true).
+control_plane_script() {
+  local candidate
+  for candidate in \
+    "${KUBEBUILDER_ASSETS:+$KUBEBUILDER_ASSETS/control-plane.sh}" \
+    "$(dirname "$SCRIPT_PATH")/../../shared/k8s/control-plane.sh"; do
+    if [[ -n "$candidate" && -f "$candidate" ]]; then
+      readlink -f "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+k8s_start() {
+  local script
+  if [[ -n "${ADBSINK_KUBECONFIG:-}" ]]; then
+    log "kubernetes: using ADBSINK_KUBECONFIG=$ADBSINK_KUBECONFIG"
+    return 0
+  fi
+  if ! script="$(control_plane_script)"; then
+    log "kubernetes: no control plane found (../shared/k8s or KUBEBUILDER_ASSETS): the real-API-server tests will be skipped"
+    return 0
+  fi
+  log "kubernetes: starting the control plane ($script)"
+  bash "$script" up >/dev/null
+}
+
+k8s_env() {
+  local script line
+  if [[ -n "${ADBSINK_KUBECONFIG:-}" ]]; then
+    printf 'export ADBSINK_KUBECONFIG=%q\n' "$ADBSINK_KUBECONFIG"
+    return 0
+  fi
+  script="$(control_plane_script)" || return 0
+  line="$(bash "$script" env 2>/dev/null | grep '^export KUBECONFIG=' || true)"
+  [[ -n "$line" ]] && printf '%s\n' "${line/export KUBECONFIG=/export ADBSINK_KUBECONFIG=}"
+  return 0
+}
+
 # ---------------------------------------------------------------- commands
 
 print_versions() {
@@ -536,6 +581,7 @@ cmd_up() {
   print_versions
   local s
   for s in "${SERVICES[@]}"; do "${s}_start"; done
+  k8s_start
   log "all services up; use: eval \"\$($SCRIPT_PATH env)\""
 }
 
@@ -587,6 +633,7 @@ cmd_env() {
     ADBSINK_HELM "$BIN_DIR/helm" \
     ADBSINK_KUBECTL "$BIN_DIR/kubectl" \
     ADBSINK_DEV_SERVICES "$SCRIPT_PATH"
+  k8s_env
 }
 
 usage() {
