@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use adbsink_crd::AnalyticDBSink;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
 
 use crate::kafka::{ProvisionerFactory, default_factory};
@@ -44,6 +45,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The config record this process last published per sink (`namespace/name`).
     published: Mutex<HashMap<String, String>>,
+    /// The controllers' caches of the sinks, for the conflict check.
+    sinks: Mutex<Vec<Store<AnalyticDBSink>>>,
 }
 
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
@@ -63,7 +66,33 @@ impl Context {
             config,
             failures: Mutex::default(),
             published: Mutex::default(),
+            sinks: Mutex::default(),
         }
+    }
+
+    /// Adds a controller's cache of the sinks it watches.
+    pub fn register_sinks(&self, store: Store<AnalyticDBSink>) {
+        self.sinks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(store);
+    }
+
+    /// Every sink in the controllers' caches, once each has been filled; None when no
+    /// controller runs (reconcile called directly, as the fast tests do).
+    pub async fn cached_sinks(&self) -> Option<Vec<AnalyticDBSink>> {
+        let stores = self.sinks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if stores.is_empty() {
+            return None;
+        }
+        let mut all = Vec::new();
+        for store in stores {
+            // Until the first full list is in, an older sink claiming the same group could be
+            // missing from it.
+            let _ = store.wait_until_ready().await;
+            all.extend(store.state().iter().map(|s| s.as_ref().clone()));
+        }
+        Some(all)
     }
 
     /// Replaces how Kafka admin clients are made.

@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use adbsink_crd::{AnalyticDBSink, LABEL_SINK};
+use adbsink_crd::{ANNOTATION_RESTART, AnalyticDBSink, LABEL_SINK};
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
@@ -29,24 +31,52 @@ where
     }
 }
 
+/// Reconciles running at once. Without a bound, a resync of hundreds of sinks opens as many
+/// Kafka admin clients at once.
+const CONCURRENCY: u16 = 8;
+
+/// What a change of the sink must touch to be worth a reconcile: its spec (generation), its
+/// deletion, and the annotation the operator acts on. Status writes (the operator's own, every
+/// refresh) change none of these; lag and task states refresh on the requeue instead.
+fn acted_on(sink: &AnalyticDBSink) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    sink.metadata.generation.hash(&mut hasher);
+    sink.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    sink.metadata.finalizers.hash(&mut hasher);
+    sink.annotations().get(ANNOTATION_RESTART).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// Runs the controller for one namespace (`None`: all) until `stop` turns true.
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::Receiver<bool>) {
     let client = ctx.client.clone();
     let ns = namespace.as_deref();
     let children = watcher::Config::default().labels(LABEL_SINK);
-    let controller = Controller::new(
+    let (store, writer) = reflector::store();
+    ctx.register_sinks(store.clone());
+    let sinks = watcher(
         scoped::<AnalyticDBSink>(&client, ns),
         watcher::Config::default().any_semantic(),
-    );
-    let store = controller.store();
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(acted_on, Default::default());
+    let controller = Controller::for_stream(sinks, store.clone())
+        .with_config(controller::Config::default().concurrency(CONCURRENCY));
+    // Secrets are watched for their names only (a referenced one changed: roll the pods), not
+    // with the contents of every Secret in the namespace.
+    let secrets = watcher(
+        scoped::<PartialObjectMeta<Secret>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
     let controller = controller
         .owns(scoped::<Deployment>(&client, ns), children.clone())
         .owns(scoped::<Secret>(&client, ns), children.clone())
-        .watches(
-            scoped::<Secret>(&client, ns),
-            watcher::Config::default(),
-            move |secret| referencing(&store, &secret),
-        );
+        .watches_stream(secrets, move |secret| referencing(&store, &secret));
     let controller = if ctx.config.network_policies {
         controller.owns(scoped::<NetworkPolicy>(&client, ns), children)
     } else {
@@ -69,7 +99,10 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::
 }
 
 /// The sinks in the Secret's namespace that reference it by name.
-fn referencing(store: &Store<AnalyticDBSink>, secret: &Secret) -> Vec<ObjectRef<AnalyticDBSink>> {
+fn referencing(
+    store: &Store<AnalyticDBSink>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<AnalyticDBSink>> {
     let name = secret.name_any();
     store
         .state()

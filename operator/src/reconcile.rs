@@ -398,6 +398,9 @@ async fn cleanup(
 
 /// Every sink the operator may see: the conflict check's scope.
 async fn watched_sinks(ctx: &Context) -> Result<Vec<AnalyticDBSink>> {
+    if let Some(cached) = ctx.cached_sinks().await {
+        return Ok(cached);
+    }
     let params = ListParams::default();
     if ctx.config.namespaces.is_empty() {
         return Ok(Api::<AnalyticDBSink>::all(ctx.client.clone())
