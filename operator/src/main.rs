@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use adbsink_crd::AnalyticDBSink;
 use adbsink_operator::leader::{Elector, LeaseSettings};
@@ -192,18 +193,28 @@ async fn lead(
         () = elector.hold() => true,
         _ = outer.wait_for(|stopped| *stopped) => false,
     };
-    let _ = lost_tx.send(true);
-    if let Err(e) = controllers.await {
-        tracing::error!(error = %e, "controllers panicked");
-    }
     if lost {
+        // Not one more write: in-flight reconciles are dropped where they stand, since another
+        // replica may lead by now. The next leader redoes whatever they were doing.
+        controllers.abort();
         tracing::error!("lost the leader lease; exiting");
-        ExitCode::FAILURE
-    } else {
-        elector.release().await;
-        ExitCode::SUCCESS
+        return ExitCode::FAILURE;
     }
+    let _ = lost_tx.send(true);
+    // Reconciles in flight may finish while the Lease is surely still ours (renewed at most a
+    // renew period ago), then they are dropped.
+    let abort = controllers.abort_handle();
+    match tokio::time::timeout(SHUTDOWN_GRACE, controllers).await {
+        Ok(Err(e)) if e.is_panic() => tracing::error!(error = %e, "controllers panicked"),
+        Ok(_) => {}
+        Err(_) => abort.abort(),
+    }
+    elector.release().await;
+    ExitCode::SUCCESS
 }
+
+/// How long a leader stopping on SIGTERM lets in-flight reconciles finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 async fn run_controllers(
     ctx: Arc<Context>,
