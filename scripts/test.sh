@@ -17,8 +17,9 @@ echo "== tests" >&2
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
-# Outage tests stop a shared database: everything else first, then those alone.
-cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/^outage_/)'
+# Outage tests stop a shared database, and the scale test loads every service: everything else
+# first, then those alone.
+cargo nextest run --workspace --locked --no-fail-fast -E 'not test(/^outage_/) and not test(/^scale::/)'
 echo "== benchmark smoke (row counts only, no timing asserted)" >&2
 target/debug/bench --messages 20000 --quick
-cargo nextest run --workspace --locked --no-fail-fast -E 'test(/^outage_/)' --test-threads 1
+cargo nextest run --workspace --locked --no-fail-fast -E 'test(/^outage_/) | test(/^scale::/)' --test-threads 1

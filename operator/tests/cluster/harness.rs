@@ -24,12 +24,21 @@ pub struct Cluster {
     kubeconfig: PathBuf,
     operator: Option<Child>,
     log: PathBuf,
+    /// Where the operator serves /metrics.
+    pub metrics_port: u16,
 }
 
 impl Cluster {
     /// None (the test is skipped, saying so) when no API server is configured, except under
     /// CI, where a skipped tier would prove nothing: there it fails.
     pub async fn start(prefix: &str) -> Option<Self> {
+        let mut cluster = Self::without_operator(prefix).await?;
+        cluster.start_operator();
+        Some(cluster)
+    }
+
+    /// The cluster and the namespace, no operator yet.
+    pub async fn without_operator(prefix: &str) -> Option<Self> {
         let Ok(kubeconfig) = std::env::var("ADBSINK_KUBECONFIG") else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -49,12 +58,13 @@ impl Cluster {
         .expect("kube config");
         let client = Client::try_from(config).expect("client");
         let namespace = unique(prefix);
-        let mut cluster = Self {
+        let cluster = Self {
             client,
             namespace: namespace.clone(),
             log: std::env::temp_dir().join(format!("{namespace}-operator.log")),
             kubeconfig,
             operator: None,
+            metrics_port: free_port(),
         };
         cluster.kubectl_ok(&[
             "apply",
@@ -82,30 +92,42 @@ impl Cluster {
             )
             .await
             .expect("create namespace");
-        cluster.start_operator();
         Some(cluster)
     }
 
     /// Starts (or restarts) the operator binary on this test's namespace.
     pub fn start_operator(&mut self) {
-        let log = std::fs::File::create(&self.log).expect("operator log");
-        let child = Command::new(env!("CARGO_BIN_EXE_adbsink-operator"))
+        let child = self.spawn_operator(&[], &[], self.metrics_port, &self.log);
+        self.operator = Some(child);
+    }
+
+    /// Another operator process on this namespace, with extra flags and environment.
+    pub fn spawn_operator(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        metrics_port: u16,
+        log: &std::path::Path,
+    ) -> Child {
+        let log = std::fs::File::create(log).expect("operator log");
+        Command::new(env!("CARGO_BIN_EXE_adbsink-operator"))
             .args([
                 "--watch-namespaces",
                 &self.namespace,
                 "--metrics-addr",
-                "127.0.0.1:0",
+                &format!("127.0.0.1:{metrics_port}"),
                 "--log-format",
                 "text",
             ])
+            .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("start the operator");
-        self.operator = Some(child);
+            .expect("start the operator")
     }
 
     pub fn sinks(&self) -> Api<AnalyticDBSink> {
@@ -182,6 +204,42 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_operator();
     }
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Cluster {
+    /// A counter or gauge from the operator's own /metrics; None while it does not answer.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        metric_at(self.metrics_port, name).await
+    }
+}
+
+/// A counter or gauge from an operator's /metrics on `port`; None while it does not answer.
+pub async fn metric_at(port: u16, name: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// A name unique to this process and call, valid as a namespace and a sink name.

@@ -7,4 +7,6 @@ mod harness;
 
 mod deletion;
 mod gitops;
+mod leader;
+mod scale;
 mod secrets;
