@@ -548,7 +548,8 @@ k8s_start() {
     return 0
   fi
   log "kubernetes: starting the control plane ($script)"
-  bash "$script" up >/dev/null
+  # The control plane outlives this script: it must not inherit the lock on fd 9.
+  bash "$script" up 9>&- >/dev/null
 }
 
 k8s_env() {
