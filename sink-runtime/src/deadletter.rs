@@ -1,6 +1,7 @@
 //! Records that cannot reach the table: copied to the dead-letter topic (malformed messages) or
 //! the error topic (rows the table refused), unchanged, with Kafka Connect's error headers.
 
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
@@ -108,6 +109,32 @@ pub fn too_large(code: RDKafkaErrorCode) -> bool {
         code,
         RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge
     )
+}
+
+/// What a round of produces leaves to send again: each record not acknowledged, with the room
+/// its value may take next (half of what the broker refused as too large), and the outage to
+/// back off for, if any. An acknowledged record is never sent again, so a produce that fails
+/// part-way duplicates nothing.
+pub fn unacknowledged(
+    pending: &[(usize, Option<usize>)],
+    results: &[Result<(), KafkaError>],
+    limit_of: impl Fn(usize) -> usize,
+) -> (Vec<(usize, Option<usize>)>, Option<KafkaError>) {
+    let mut unsent = Vec::new();
+    let mut outage = None;
+    for (&(k, room), result) in pending.iter().zip(results) {
+        match result {
+            Ok(()) => {}
+            Err(KafkaError::MessageProduction(code)) if too_large(*code) => {
+                unsent.push((k, Some(room.map_or(limit_of(k) / 2, |r| r / 2))));
+            }
+            Err(e) => {
+                unsent.push((k, room));
+                outage = Some(e.clone());
+            }
+        }
+    }
+    (unsent, outage)
 }
 
 /// A record to produce for a failed one: the original's key, value, headers and timestamp
@@ -256,5 +283,18 @@ mod tests {
         assert!(headers.contains(&(TRUNCATED.into(), "true".into())));
         assert!(headers.contains(&(ORIGINAL_SIZE.into(), (3usize << 20).to_string())));
         assert!(headers.contains(&("__connect.errors.offset".into(), "7".into())));
+    }
+
+    #[test]
+    fn only_what_was_not_acknowledged_is_sent_again() {
+        let pending = [(0, None), (1, None), (2, Some(100)), (3, None)];
+        let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let too_big = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let results = [Ok(()), Err(timeout.clone()), Ok(()), Err(too_big)];
+        let (unsent, outage) = unacknowledged(&pending, &results, |_| 1000);
+        assert_eq!(unsent, vec![(1, None), (3, Some(500))]);
+        assert_eq!(outage, Some(timeout));
+        let (unsent, outage) = unacknowledged(&pending, &[Ok(()), Ok(()), Ok(()), Ok(())], |_| 1);
+        assert!(unsent.is_empty() && outage.is_none());
     }
 }

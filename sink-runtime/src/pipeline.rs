@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::batch::{Batch, Limits, next_offsets};
 use crate::database::{Session, WriteError};
-use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, too_large};
+use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, unacknowledged};
 use crate::decode::{DecodeError, Row, check_key, decode};
 use crate::dispatch::{Event, GroupConsumer, sleep_until};
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
@@ -533,25 +533,18 @@ async fn route_failures(
                 .producer
                 .send(copy.record(targets[k].0), Duration::from_secs(30))
         });
-        let results = join_all(sends).await;
-        let mut unsent = Vec::new();
-        let mut outage = None;
-        for (&(k, room), result) in pending.iter().zip(results) {
-            match result {
-                Ok(_) => {}
-                Err((KafkaError::MessageProduction(code), _)) if too_large(code) => {
-                    let smaller = room.map_or(targets[k].1 / 2, |r| r / 2);
-                    warn!(
-                        topic = targets[k].0,
-                        room = smaller,
-                        "the broker refused a failed record as too large; sending it truncated"
-                    );
-                    unsent.push((k, Some(smaller)));
-                }
-                Err((e, _)) => {
-                    unsent.push((k, room));
-                    outage = Some(e);
-                }
+        let results: Vec<Result<(), KafkaError>> = join_all(sends)
+            .await
+            .into_iter()
+            .map(|r| r.map(drop).map_err(|(e, _)| e))
+            .collect();
+        let (unsent, outage) = unacknowledged(&pending, &results, |k| targets[k].1);
+        for (k, room) in &unsent {
+            if room.is_some() && pending.iter().any(|(p, r)| p == k && r != room) {
+                warn!(
+                    topic = targets[*k].0,
+                    room, "the broker refused a failed record as too large; sending it truncated"
+                );
             }
         }
         if unsent.is_empty() {
