@@ -91,6 +91,12 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::
         .for_each(|result| async move {
             match result {
                 Ok((sink, _)) => tracing::debug!(sink = %sink, "reconciled"),
+                // A watch that fails (RBAC, a removed CRD, the API server) stops the sink
+                // from being seen at all: that must be visible, unlike a failed reconcile,
+                // which error_policy already logs.
+                Err(e @ controller::Error::QueueError(_)) => {
+                    tracing::warn!(error = %e, "watch failed; retrying")
+                }
                 Err(e) => tracing::debug!(error = %e, "reconcile did not complete"),
             }
         })

@@ -225,8 +225,13 @@ async fn pipeline(
     }
 
     let config_hash = hash::config_hash(&config_json, &secret, &resolved);
-    let restart = sink.annotations().get(ANNOTATION_RESTART).cloned();
     let previous_restart = sink.status.as_ref().and_then(|s| s.last_restart.clone());
+    // A removed annotation keeps the pods' last restart value: removing it rolls nothing.
+    let restart = sink
+        .annotations()
+        .get(ANNOTATION_RESTART)
+        .cloned()
+        .or_else(|| previous_restart.clone());
     if restart.is_some() && restart != previous_restart {
         let note = format!(
             "rolling the sink pods ({ANNOTATION_RESTART}={})",

@@ -86,7 +86,13 @@ pub fn compute(
         records_failed: tasks.as_ref().map_or(previous.records_failed, |t| {
             t.iter().map(|t| t.records_failed).sum()
         }),
-        last_error: last_error(findings).or(previous.last_error),
+        // What is wrong now: cleared once a reconcile looked at everything (the tasks) and
+        // found nothing; kept when it stopped before it could tell.
+        last_error: match (last_error(findings), &findings.tasks) {
+            (Some(error), _) => Some(error),
+            (None, Some(_)) => None,
+            (None, None) => previous.last_error,
+        },
         lag: findings.lag.or(previous.lag),
         last_restart: findings.restart.clone().or(previous.last_restart),
         tasks: tasks.unwrap_or(previous.tasks),
@@ -251,10 +257,12 @@ fn last_error(f: &Findings) -> Option<String> {
     if let Some(e) = &f.kafka_error {
         return Some(e.clone());
     }
+    // A running task keeps reporting the last error it recovered from: only a task that is
+    // retrying now says something is wrong now.
     f.tasks
         .iter()
         .flatten()
-        .filter(|t| t.last_error.is_some())
+        .filter(|t| t.state == TaskState::Retrying && t.last_error.is_some())
         .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
         .map(|t| {
             format!(

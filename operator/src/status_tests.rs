@@ -312,3 +312,40 @@ fn deleting_turns_ready_false_and_keeps_the_rest() {
         vec!["connect-offset-orders".to_string()]
     );
 }
+
+#[test]
+fn last_error_clears_once_the_sink_has_recovered() {
+    let mut s = sink("orders");
+    let outage = Findings {
+        credentials: Some(Check::ok(reason::CREDENTIALS_RESOLVED, "ok")),
+        kafka_error: Some("broker down".into()),
+        ..Findings::default()
+    };
+    s.status = Some(compute(&s, &outage, at(100)));
+    assert_eq!(
+        s.status.as_ref().and_then(|st| st.last_error.as_deref()),
+        Some("broker down")
+    );
+    // Everything observed again; the task recovered but still reports what it retried on.
+    let mut recovered = healthy(2);
+    recovered.tasks = Some(vec![record(
+        "orders-sink-a-0",
+        TaskState::Running,
+        Some("database down"),
+        "2026-01-01T00:00:00Z",
+    )]);
+    let status = compute(&s, &recovered, at(200));
+    assert_eq!(status.last_error, None);
+    // A task retrying now is what is wrong now.
+    recovered.tasks = Some(vec![record(
+        "orders-sink-a-0",
+        TaskState::Retrying,
+        Some("database down"),
+        "2026-01-01T00:00:00Z",
+    )]);
+    let status = compute(&s, &recovered, at(300));
+    assert_eq!(
+        status.last_error.as_deref(),
+        Some("task orders-sink-a-0: database down")
+    );
+}

@@ -319,6 +319,18 @@ async fn a_new_restart_annotation_rolls_the_pods_once_and_is_recorded() {
             template(h.deployments.get(&format!("{name}-sink")).await.unwrap()),
             rolled
         );
+        // Nor is removing the annotation: the pods keep their last restart.
+        let remove = json!({"metadata": {"annotations": {"adbsink.io/restart": null}}});
+        h.sinks
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&remove))
+            .await
+            .unwrap();
+        h.reconcile(&name).await.expect("reconcile");
+        assert_eq!(
+            template(h.deployments.get(&format!("{name}-sink")).await.unwrap()),
+            rolled,
+            "removing the annotation rolled the pods again"
+        );
 
         drop_sink_kafka(&name).await;
     })
