@@ -108,19 +108,20 @@ async fn write_status(
     mut sink: AnalyticDBSink,
     compute: impl Fn(&AnalyticDBSink) -> adbsink_crd::AnalyticDBSinkStatus,
 ) -> Result<()> {
-    for attempt in 0.. {
+    let mut conflicts = 0;
+    loop {
         let status = compute(&sink);
         if sink.status.as_ref() == Some(&status) {
             return Ok(());
         }
         match apply::status(api, &sink, &status).await {
-            Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 && attempt < 5 => {
+            Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 && conflicts < 5 => {
+                conflicts += 1;
                 sink = api.get(&sink.name_any()).await?;
             }
             other => return other.map(drop),
         }
     }
-    Ok(())
 }
 
 async fn pipeline(

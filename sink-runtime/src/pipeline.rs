@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::batch::{Batch, Limits, next_offsets};
 use crate::database::{Session, WriteError};
-use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, unacknowledged};
+use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, too_large, unacknowledged};
 use crate::decode::{DecodeError, Row, check_key, decode};
 use crate::dispatch::{Event, GroupConsumer, sleep_until};
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
@@ -538,15 +538,15 @@ async fn route_failures(
             .into_iter()
             .map(|r| r.map(drop).map_err(|(e, _)| e))
             .collect();
-        let (unsent, outage) = unacknowledged(&pending, &results, |k| targets[k].1);
-        for (k, room) in &unsent {
-            if room.is_some() && pending.iter().any(|(p, r)| p == k && r != room) {
+        for (&(k, _), result) in pending.iter().zip(&results) {
+            if matches!(result, Err(KafkaError::MessageProduction(code)) if too_large(*code)) {
                 warn!(
-                    topic = targets[*k].0,
-                    room, "the broker refused a failed record as too large; sending it truncated"
+                    topic = targets[k].0,
+                    "the broker refused a failed record as too large; sending it truncated"
                 );
             }
         }
+        let (unsent, outage) = unacknowledged(&pending, &results, |k| targets[k].1);
         if unsent.is_empty() {
             break;
         }

@@ -144,31 +144,47 @@ pub fn manifest(
 }
 
 /// Names for one test (sink `name`, topic `<name>-in`, table with underscores), the table
-/// `(id bigint [PRIMARY KEY], v text)` and a 3-partition topic, for the id/value fixtures.
+/// with `columns` (`"(id bigint, v text)"`) and a topic of `partitions`.
+pub async fn table_and_topic(
+    services: &Services,
+    db: Db,
+    prefix: &str,
+    columns: &str,
+    partitions: i32,
+) -> (String, String, String) {
+    let name = crate::unique(prefix);
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    db.execute(services, &format!("CREATE TABLE {table} {columns}"))
+        .await;
+    crate::Kafka::new(&services.kafka_bootstrap)
+        .create_topic(&topic, partitions)
+        .await
+        .expect("topic");
+    (name, topic, table)
+}
+
+/// [`table_and_topic`] with `(id bigint [PRIMARY KEY], v text)` and 3 partitions, for the
+/// id/value fixtures.
 pub async fn id_value_setup(
     services: &Services,
     db: Db,
     prefix: &str,
     primary_key: bool,
 ) -> (String, String, String) {
-    let name = crate::unique(prefix);
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
     let key = if primary_key { "PRIMARY KEY" } else { "" };
     let text = if db == Db::Postgres {
         "text"
     } else {
         "VARCHAR(64)"
     };
-    db.execute(
+    table_and_topic(
         services,
-        &format!("CREATE TABLE {table} (id bigint {key}, v {text})"),
+        db,
+        prefix,
+        &format!("(id bigint {key}, v {text})"),
+        3,
     )
-    .await;
-    crate::Kafka::new(&services.kafka_bootstrap)
-        .create_topic(&topic, 3)
-        .await
-        .expect("topic");
-    (name, topic, table)
+    .await
 }
 
 /// Produces `{"id": i, "v": "value i"}` for each id, to partition `i % partitions`.

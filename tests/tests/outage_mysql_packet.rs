@@ -7,22 +7,18 @@
 
 use std::time::Duration;
 
-use adbsink_tests::harness::{Db, RunningSink, committed, config, manifest, read_topic};
-use adbsink_tests::{Kafka, Services, eventually, unique};
+use adbsink_tests::harness::{
+    Db, RunningSink, committed, config, manifest, read_topic, table_and_topic,
+};
+use adbsink_tests::{Kafka, Services, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_mysql_statements_shrink_to_max_allowed_packet() {
     let services = Services::from_env();
     let db = Db::MySql;
-    let name = unique("packet");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
-    db.execute(
-        &services,
-        &format!("CREATE TABLE {table} (id BIGINT, v LONGTEXT)"),
-    )
-    .await;
+    let (name, topic, table) =
+        table_and_topic(&services, db, "packet", "(id BIGINT, v LONGTEXT)", 1).await;
     let kafka = Kafka::new(&services.kafka_bootstrap);
-    kafka.create_topic(&topic, 1).await.unwrap();
     let filler = "x".repeat(100 << 10);
     let huge = "y".repeat(1536 << 10);
     let mut messages: Vec<String> = (0..40)

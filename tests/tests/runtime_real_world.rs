@@ -9,7 +9,7 @@ use std::time::Duration;
 use adbsink_crd::{InitialOffset, WriteMode};
 use adbsink_runtime::records::{StatusRecord, TaskState};
 use adbsink_tests::harness::{
-    Db, RunningSink, committed, config, manifest, provisioner, read_topic,
+    Db, RunningSink, committed, config, manifest, provisioner, read_topic, table_and_topic,
 };
 use adbsink_tests::{Kafka, Services, eventually, unique};
 
@@ -266,15 +266,15 @@ async fn produce(kafka: &Kafka, topic: &str, messages: &[&str]) {
 async fn rows_without_a_key_or_without_columns_each_reach_the_error_topic() {
     let services = Services::from_env();
     for db in [Db::Postgres, Db::MySql] {
-        let name = unique("nokey");
-        let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
-        db.execute(
+        let (name, topic, table) = table_and_topic(
             &services,
-            &format!("CREATE TABLE {table} (id bigint PRIMARY KEY, v VARCHAR(16))"),
+            db,
+            "nokey",
+            "(id bigint PRIMARY KEY, v VARCHAR(16))",
+            1,
         )
         .await;
         let kafka = Kafka::new(&services.kafka_bootstrap);
-        kafka.create_topic(&topic, 1).await.unwrap();
         let messages = [
             r#"{"id": 1, "v": "ok"}"#,
             r#"{"v": "no key"}"#,
@@ -331,15 +331,9 @@ async fn rows_without_a_key_or_without_columns_each_reach_the_error_topic() {
 async fn a_table_without_the_key_index_is_retried_not_drained_into_the_error_topic() {
     let services = Services::from_env();
     let db = Db::Postgres;
-    let name = unique("noindex");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
-    db.execute(
-        &services,
-        &format!("CREATE TABLE {table} (id bigint NOT NULL, v text)"),
-    )
-    .await;
+    let (name, topic, table) =
+        table_and_topic(&services, db, "noindex", "(id bigint NOT NULL, v text)", 1).await;
     let kafka = Kafka::new(&services.kafka_bootstrap);
-    kafka.create_topic(&topic, 1).await.unwrap();
     let messages: Vec<String> = (0..5)
         .map(|i| format!(r#"{{"id": {i}, "v": "v"}}"#))
         .collect();
@@ -394,15 +388,8 @@ async fn latest_never_skips_a_partition_without_a_committed_offset() {
 
     let services = Services::from_env();
     let db = Db::Postgres;
-    let name = unique("latest");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
-    db.execute(
-        &services,
-        &format!("CREATE TABLE {table} (id bigint, v text)"),
-    )
-    .await;
-    let kafka = Kafka::new(&services.kafka_bootstrap);
-    kafka.create_topic(&topic, 2).await.unwrap();
+    let (name, topic, table) =
+        table_and_topic(&services, db, "latest", "(id bigint, v text)", 2).await;
     adbsink_tests::harness::produce_ids(&services, &topic, 0..10, 2).await;
     // The group exists, with a commit for partition 0 only (at its end).
     let group = adbsink_crd::default_consumer_group(&name);

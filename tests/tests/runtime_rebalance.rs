@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use adbsink_crd::WriteMode;
 use adbsink_runtime::records::{StatusRecord, TaskState};
-use adbsink_tests::harness::{Db, RunningSink, committed, config, manifest, provisioner};
-use adbsink_tests::{Kafka, Services, eventually, unique};
+use adbsink_tests::harness::{
+    Db, RunningSink, committed, config, manifest, provisioner, table_and_topic,
+};
+use adbsink_tests::{Kafka, Services, eventually};
 
 /// Member A cannot write (its database user lacks the grant) and retries a batch holding both
 /// partitions. Member B joins, the group gives B one partition, B writes it, then newer values.
@@ -18,22 +20,25 @@ use adbsink_tests::{Kafka, Services, eventually, unique};
 async fn a_member_never_writes_a_revoked_partition_late() {
     let services = Services::from_env();
     let db = Db::Postgres;
-    let name = unique("rebalance");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    let (name, topic, table) = table_and_topic(
+        &services,
+        db,
+        "rebalance",
+        "(id bigint PRIMARY KEY, v text)",
+        2,
+    )
+    .await;
     let (user_a, user_b) = (format!("{table}_a"), format!("{table}_b"));
     db.execute(
         &services,
         &format!(
-            "CREATE TABLE {table} (id bigint PRIMARY KEY, v text); \
-             CREATE ROLE {user_a} LOGIN PASSWORD 'adbsink'; \
+            "CREATE ROLE {user_a} LOGIN PASSWORD 'adbsink'; \
              CREATE ROLE {user_b} LOGIN PASSWORD 'adbsink'; \
              GRANT SELECT ON {table} TO {user_a}; \
              GRANT SELECT, INSERT, UPDATE ON {table} TO {user_b}"
         ),
     )
     .await;
-    let kafka = Kafka::new(&services.kafka_bootstrap);
-    kafka.create_topic(&topic, 2).await.unwrap();
     let produce = |value: &'static str| {
         let (kafka, topic) = (Kafka::new(&services.kafka_bootstrap), topic.clone());
         async move {

@@ -8,7 +8,9 @@ use adbsink_crd::AnalyticDBSink;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::harness::{Cluster, Password, bootstrap, create_topic, eventually, manifest};
+use crate::harness::{
+    Cluster, Password, apply_new_sink, bootstrap, create_password_secret, eventually, manifest,
+};
 
 fn topic_exists(topic: &str) -> bool {
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -30,21 +32,12 @@ async fn a_sink_whose_database_secret_went_first_is_still_deleted() {
         return;
     };
     let name = cluster.namespace.clone();
-    create_topic(&format!("{name}-in")).await;
-    cluster.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "db",
-        "--from-literal=password=pw",
-    ]);
-    cluster.kubectl_with(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&format!(
-            "{}  deletionPolicy: Delete\n",
-            manifest(&name, Password::Ref("db"))
-        )),
+    create_password_secret(&cluster, "db", "pw");
+    let delete = format!(
+        "{}  deletionPolicy: Delete\n",
+        manifest(&name, Password::Ref("db"))
     );
+    apply_new_sink(&cluster, &name, &delete).await;
     // Everything a first reconcile builds: the credentials Secret, the Deployment (owned by the
     // sink, with the finalizer on the sink) and the topics it created.
     let created = eventually(&cluster, "the sink's children and topics", || async {

@@ -296,6 +296,24 @@ pub async fn create_topic(topic: &str) {
         .expect("create topic");
 }
 
+/// Creates the source topic of sink `name` and applies its `manifest` server-side, as a user
+/// would.
+pub async fn apply_new_sink(cluster: &Cluster, name: &str, manifest: &str) {
+    create_topic(&format!("{name}-in")).await;
+    cluster.kubectl_with(&["apply", "--server-side", "-f", "-"], Some(manifest));
+}
+
+/// A database password Secret `name` of the user's.
+pub fn create_password_secret(cluster: &Cluster, name: &str, password: &str) {
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        name,
+        &format!("--from-literal=password={password}"),
+    ]);
+}
+
 /// A sink manifest as a user writes it, with an inline password or a reference.
 pub fn manifest(name: &str, password: Password<'_>) -> String {
     let credential = match password {

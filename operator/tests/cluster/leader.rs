@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 
-use crate::harness::{Cluster, Password, create_topic, eventually, free_port, manifest, metric_at};
+use crate::harness::{
+    Cluster, Password, apply_new_sink, eventually, free_port, manifest, metric_at,
+};
 
 const RECONCILES: &str = "adbsink_operator_reconciles_total";
 
@@ -55,11 +57,7 @@ async fn a_standby_never_acts_and_takes_over_within_the_lease_duration() {
     })
     .await;
     let first = format!("{ns}-1");
-    create_topic(&format!("{first}-in")).await;
-    cluster.kubectl_with(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&manifest(&first, Password::Inline("pw"))),
-    );
+    apply_new_sink(&cluster, &first, &manifest(&first, Password::Inline("pw"))).await;
     eventually(&cluster, "the leader reconciles", || {
         reconciled(&cluster, &first)
     })
@@ -79,11 +77,12 @@ async fn a_standby_never_acts_and_takes_over_within_the_lease_duration() {
     replicas[leader].child.wait().unwrap();
     let killed = Instant::now();
     let second = format!("{ns}-2");
-    create_topic(&format!("{second}-in")).await;
-    cluster.kubectl_with(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&manifest(&second, Password::Inline("pw"))),
-    );
+    apply_new_sink(
+        &cluster,
+        &second,
+        &manifest(&second, Password::Inline("pw")),
+    )
+    .await;
     eventually(&cluster, "the new leader reconciles", || {
         reconciled(&cluster, &second)
     })

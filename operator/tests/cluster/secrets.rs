@@ -4,7 +4,9 @@
 use adbsink_crd::credentials_secret_name;
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::harness::{Cluster, Password, create_topic, eventually, manifest, secret_value};
+use crate::harness::{
+    Cluster, Password, apply_new_sink, create_password_secret, eventually, manifest, secret_value,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_secret_of_the_credentials_name_is_reported_and_left_alone() {
@@ -12,26 +14,10 @@ async fn a_users_secret_of_the_credentials_name_is_reported_and_left_alone() {
         return;
     };
     let name = cluster.namespace.clone();
-    create_topic(&format!("{name}-in")).await;
     let taken = credentials_secret_name(&name);
-    cluster.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        &taken,
-        "--from-literal=password=users-own",
-    ]);
-    cluster.kubectl_ok(&[
-        "create",
-        "secret",
-        "generic",
-        "db",
-        "--from-literal=password=pw",
-    ]);
-    cluster.kubectl_with(
-        &["apply", "--server-side", "-f", "-"],
-        Some(&manifest(&name, Password::Ref("db"))),
-    );
+    create_password_secret(&cluster, &taken, "users-own");
+    create_password_secret(&cluster, "db", "pw");
+    apply_new_sink(&cluster, &name, &manifest(&name, Password::Ref("db"))).await;
     let message = eventually(
         &cluster,
         "CredentialsReady=False SecretConflict",
