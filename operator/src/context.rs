@@ -13,6 +13,9 @@ use kube::{Client, Resource};
 use crate::kafka::{ProvisionerFactory, default_factory};
 use crate::metrics::Metrics;
 
+/// The runtime image's `nonroot` user.
+pub const DEFAULT_SINK_UID: i64 = 65532;
+
 /// Settings from the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,6 +26,8 @@ pub struct Config {
     /// Watched namespaces; empty means all. Also the scope of the consumer-group conflict check,
     /// since the operator may read sinks nowhere else.
     pub namespaces: Vec<String>,
+    /// UID and GID of the sink pods; None: the platform assigns them.
+    pub sink_run_as: Option<i64>,
 }
 
 impl Default for Config {
@@ -31,6 +36,7 @@ impl Default for Config {
             sink_image: adbsink_crd::DEFAULT_SINK_IMAGE.to_string(),
             network_policies: false,
             namespaces: Vec::new(),
+            sink_run_as: Some(DEFAULT_SINK_UID),
         }
     }
 }

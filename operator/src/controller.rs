@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::context::Context;
 use crate::dereference::referenced_secrets;
 use crate::reconcile::{error_policy, reconcile};
+use crate::server::Readiness;
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -49,12 +50,23 @@ fn acted_on(sink: &AnalyticDBSink) -> Option<u64> {
 }
 
 /// Runs the controller for one namespace (`None`: all) until `stop` turns true.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    ready: Arc<Readiness>,
+    mut stop: watch::Receiver<bool>,
+) {
     let client = ctx.client.clone();
     let ns = namespace.as_deref();
     let children = watcher::Config::default().labels(LABEL_SINK);
     let (store, writer) = reflector::store();
     ctx.register_sinks(store.clone());
+    let synced = store.clone();
+    tokio::spawn(async move {
+        if synced.wait_until_ready().await.is_ok() {
+            ready.synced();
+        }
+    });
     let sinks = watcher(
         scoped::<AnalyticDBSink>(&client, ns),
         watcher::Config::default().any_semantic(),

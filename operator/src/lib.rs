@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod server;
 pub mod status;
+pub mod sweep;
 
 pub use context::{Config, Context};
 pub use error::{Error, Result};

@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use adbsink_crd::AnalyticDBSink;
+use adbsink_operator::context::DEFAULT_SINK_UID;
 use adbsink_operator::leader::{Elector, LeaseSettings};
 use adbsink_operator::metrics::Metrics;
-use adbsink_operator::server::{self, Health};
-use adbsink_operator::{Config, Context, controller};
+use adbsink_operator::server::{self, Health, Readiness};
+use adbsink_operator::{Config, Context, controller, sweep};
 use adbsink_runtime::signal::shutdown_signal;
 use clap::{Parser, ValueEnum};
 use kube::api::ListParams;
@@ -38,8 +38,9 @@ struct Args {
     /// Runtime image for sinks that do not set spec.sinkTemplate.image.
     #[arg(long, env = "ADBSINK_SINK_IMAGE", default_value = adbsink_crd::DEFAULT_SINK_IMAGE)]
     sink_image: String,
-    /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "ADBSINK_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    /// Address of /metrics, /healthz and /readyz. The default takes IPv4 and IPv6 (IPv4 only
+    /// where the kernel has no IPv6).
+    #[arg(long, env = "ADBSINK_METRICS_ADDR", default_value = "[::]:8080")]
     metrics_addr: SocketAddr,
     /// Run only while holding the Lease, so several replicas can be deployed.
     #[arg(long, env = "ADBSINK_LEADER_ELECTION")]
@@ -50,10 +51,40 @@ struct Args {
     #[arg(long, env = "ADBSINK_LEASE_NAME", default_value = "adbsink-operator")]
     lease_name: String,
     /// Create a NetworkPolicy per sink allowing egress only to the brokers, the database and DNS.
+    /// Without it, NetworkPolicies the operator made earlier are removed at start.
     #[arg(long, env = "ADBSINK_NETWORK_POLICIES")]
     network_policies: bool,
+    /// UID and GID the sink pods run as, or `platform` to leave them to the platform
+    /// (OpenShift's restricted SCC assigns its own).
+    #[arg(long, env = "ADBSINK_SINK_RUN_AS_USER", default_value_t = RunAs(Some(DEFAULT_SINK_UID)))]
+    sink_run_as_user: RunAs,
     #[arg(long, env = "ADBSINK_LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RunAs(Option<i64>);
+
+impl std::str::FromStr for RunAs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "platform" {
+            return Ok(Self(None));
+        }
+        match s.parse::<i64>() {
+            Ok(uid) if uid > 0 => Ok(Self(Some(uid))),
+            _ => Err(format!("{s:?} is neither a non-root UID nor `platform`")),
+        }
+    }
+}
+
+impl std::fmt::Display for RunAs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(uid) => write!(f, "{uid}"),
+            None => f.write_str("platform"),
+        }
+    }
 }
 
 #[tokio::main]
@@ -123,7 +154,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     })?;
 
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(Readiness::default());
     let health = Health {
         metrics: metrics.clone(),
         ready: ready.clone(),
@@ -134,6 +165,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         sink_image: args.sink_image.clone(),
         network_policies: args.network_policies,
         namespaces: namespaces.clone(),
+        sink_run_as: args.sink_run_as_user.0,
     };
     let ctx = Arc::new(Context::new(client.clone(), config, metrics));
     let namespaces: Vec<Option<String>> = {
@@ -150,7 +182,6 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             listed
         }
     };
-    ready.store(true, Ordering::Relaxed);
 
     let code = if args.leader_election {
         let identity = format!(
@@ -164,9 +195,9 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             client,
             LeaseSettings::new(args.lease_namespace, args.lease_name, identity),
         );
-        lead(&elector, ctx, namespaces, stop).await
+        lead(&elector, ctx, namespaces, &ready, stop).await
     } else {
-        run_controllers(ctx, namespaces, stop).await;
+        run_controllers(ctx, namespaces, ready, stop).await;
         ExitCode::SUCCESS
     };
     if let Ok(Err(e)) = server.await {
@@ -181,14 +212,23 @@ async fn lead(
     elector: &Elector,
     ctx: Arc<Context>,
     namespaces: Vec<Option<String>>,
+    ready: &Arc<Readiness>,
     mut stop: watch::Receiver<bool>,
 ) -> ExitCode {
-    if !elector.acquire(&mut stop).await {
+    ready.standby(true);
+    let acquired = elector.acquire(&mut stop).await;
+    ready.standby(false);
+    if !acquired {
         return ExitCode::SUCCESS;
     }
     let (lost_tx, controllers_stop) = watch::channel(false);
     let mut outer = stop.clone();
-    let controllers = tokio::spawn(run_controllers(ctx, namespaces, controllers_stop));
+    let controllers = tokio::spawn(run_controllers(
+        ctx,
+        namespaces,
+        ready.clone(),
+        controllers_stop,
+    ));
     let lost = tokio::select! {
         () = elector.hold() => true,
         _ = outer.wait_for(|stopped| *stopped) => false,
@@ -219,12 +259,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 async fn run_controllers(
     ctx: Arc<Context>,
     namespaces: Vec<Option<String>>,
+    ready: Arc<Readiness>,
     stop: watch::Receiver<bool>,
 ) {
+    if !ctx.config.network_policies {
+        sweep::network_policies(&ctx).await;
+    }
+    ready.watching(namespaces.len());
     futures::future::join_all(
         namespaces
             .into_iter()
-            .map(|ns| controller::run(ctx.clone(), ns, stop.clone())),
+            .map(|ns| controller::run(ctx.clone(), ns, ready.clone(), stop.clone())),
     )
     .await;
 }

@@ -246,6 +246,7 @@ async fn pipeline(
         config_json: &config_json,
         config_hash: &config_hash,
         restart: restart.as_deref(),
+        run_as: ctx.config.sink_run_as,
     };
     let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace);
     let applied = apply::apply(&deployments, &deployment(sink, &inputs)?).await?;

@@ -88,37 +88,47 @@ RBAC rules for the namespaced resources the operator reconciles. Rendered into o
 (all namespaces) or into a Role per entry of watchNamespaces.
 */}}
 {{- define "adbsink-operator.namespacedRules" -}}
+{{- /* Exactly the calls the operator makes; tests/tests/chart.rs and the real-API-server test
+       operator/tests/cluster/helm.rs hold it to that. Server-side apply needs create to make
+       an object and patch to change it. */}}
+# Watched, patched (finalizer, password move), read again on a status conflict.
 - apiGroups: ["adbsink.io"]
   resources: ["analyticdbsinks"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["adbsink.io"]
   resources: ["analyticdbsinks/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+# Children carry blockOwnerDeletion, which needs update on the owner's finalizers.
 - apiGroups: ["adbsink.io"]
   resources: ["analyticdbsinks/finalizers"]
   verbs: ["update"]
+# Referenced Secrets are read, and watched (metadata only) to roll pods on rotation; the
+# credentials Secret is applied.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# CA certificates referenced by spec.source.tls.caConfigMapRef.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get"]
 # Which sink pods still exist, so tasks of replaced pods drop out of the status.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["list", "watch", "create", "patch"]
 {{- if .Values.sinkNetworkPolicies.enabled }}
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["list", "watch", "create", "patch"]
+{{- else }}
+# Without per-sink NetworkPolicies, the ones made while they were on are removed at start.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "delete"]
 {{- end }}
 - apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}

@@ -20,7 +20,6 @@ use crate::error::Result;
 
 const CONTAINER: &str = "sink";
 const PORT_NAME: &str = "http";
-const NON_ROOT_ID: i64 = 65532;
 /// Long enough for a task to finish its in-flight batch and commit before SIGKILL.
 const TERMINATION_GRACE_SECONDS: i64 = 45;
 
@@ -35,6 +34,9 @@ pub struct PodInputs<'a> {
     pub config_hash: &'a str,
     /// The current `adbsink.io/restart` annotation of the sink.
     pub restart: Option<&'a str>,
+    /// UID and GID the sink pods run as; None leaves them to the platform (OpenShift's
+    /// restricted SCC assigns a UID from the namespace's range and refuses any other).
+    pub run_as: Option<i64>,
 }
 
 /// Pods the sink needs when running: ceil(concurrency / threadsPerReplica).
@@ -87,7 +89,7 @@ pub fn deployment(sink: &AnalyticDBSink, inputs: &PodInputs<'_>) -> Result<Deplo
                 }),
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
-                    security_context: Some(pod_security()),
+                    security_context: Some(pod_security(inputs.run_as)),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     image_pull_secrets: non_empty(template.image_pull_secrets.clone()),
                     node_selector: non_empty_map(template.node_selector.clone()),
@@ -222,14 +224,14 @@ fn volumes(spec: &AnalyticDBSinkSpec) -> (Vec<Volume>, Vec<VolumeMount>, Vec<Env
     (volumes, mounts, env)
 }
 
-/// The `restricted` Pod Security Standard, with a fixed non-root id so file ownership on the
-/// emptyDir is predictable.
-fn pod_security() -> PodSecurityContext {
+/// The `restricted` Pod Security Standard, with a fixed non-root id (when one is given) so
+/// file ownership on the emptyDir is predictable.
+fn pod_security(run_as: Option<i64>) -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
-        run_as_user: Some(NON_ROOT_ID),
-        run_as_group: Some(NON_ROOT_ID),
-        fs_group: Some(NON_ROOT_ID),
+        run_as_user: run_as,
+        run_as_group: run_as,
+        fs_group: run_as,
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".to_string(),
             ..SeccompProfile::default()

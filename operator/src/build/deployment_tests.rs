@@ -7,6 +7,7 @@ const INPUTS: PodInputs<'static> = PodInputs {
     config_json: "{\"version\":1}",
     config_hash: "abc123",
     restart: None,
+    run_as: Some(65532),
 };
 
 fn build(sink: &AnalyticDBSink, inputs: &PodInputs<'_>) -> Value {
@@ -82,6 +83,19 @@ fn deployment_has_the_contracted_metadata_and_selector() {
     assert_eq!(
         d["spec"]["template"]["metadata"]["annotations"],
         json!({"adbsink.io/config-hash": "abc123"})
+    );
+}
+
+#[test]
+fn without_a_uid_the_platform_assigns_one_and_the_pod_stays_non_root() {
+    let inputs = PodInputs {
+        run_as: None,
+        ..INPUTS
+    };
+    let d = build(&sink("orders"), &inputs);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["securityContext"],
+        json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}})
     );
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use adbsink_crd::{AnalyticDBSink, LABEL_SINK};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
 use crate::error::{Error, Result};
@@ -26,10 +26,16 @@ pub fn labels(sink: &str) -> BTreeMap<String, String> {
 }
 
 /// Metadata of a child named `name`, owned (as controller) by the sink so it is garbage
-/// collected with it.
+/// collected with it. Owner deletion is blocked, so a foreground deletion of the sink
+/// (`kubectl delete --cascade=foreground`, Argo CD's default) finishes only once the children
+/// are gone.
 pub fn child_meta(sink: &AnalyticDBSink, name: String) -> Result<ObjectMeta> {
     let owner = sink
         .controller_owner_ref(&())
+        .map(|owner| OwnerReference {
+            block_owner_deletion: Some(true),
+            ..owner
+        })
         .ok_or(Error::MissingField("metadata.uid"))?;
     Ok(ObjectMeta {
         name: Some(name),
