@@ -9,6 +9,7 @@ use adbsink_crd::AnalyticDBSink;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
+use tokio::sync::watch;
 
 use crate::kafka::{ProvisionerFactory, default_factory};
 use crate::metrics::Metrics;
@@ -51,8 +52,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The config record this process last published per sink (`namespace/name`).
     published: Mutex<HashMap<String, String>>,
-    /// The controllers' caches of the sinks, for the conflict check.
-    sinks: Mutex<Vec<Store<AnalyticDBSink>>>,
+    /// The controllers' caches of the sinks, for the conflict check, each with whether its
+    /// first listing is complete.
+    sinks: Mutex<Vec<(Store<AnalyticDBSink>, watch::Receiver<bool>)>>,
 }
 
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
@@ -77,11 +79,11 @@ impl Context {
     }
 
     /// Adds a controller's cache of the sinks it watches.
-    pub fn register_sinks(&self, store: Store<AnalyticDBSink>) {
+    pub fn register_sinks(&self, store: Store<AnalyticDBSink>, listed: watch::Receiver<bool>) {
         self.sinks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(store);
+            .push((store, listed));
     }
 
     /// Every sink in the controllers' caches, once each has been filled; None when no
@@ -92,10 +94,11 @@ impl Context {
             return None;
         }
         let mut all = Vec::new();
-        for store in stores {
+        for (store, mut listed) in stores {
             // Until the first full list is in, an older sink claiming the same group could be
-            // missing from it.
-            let _ = store.wait_until_ready().await;
+            // missing from it. (Not `Store::wait_until_ready`: it wakes only the last of
+            // several waiters, and concurrent reconciles wait together.)
+            let _ = listed.wait_for(|listed| *listed).await;
             all.extend(store.state().iter().map(|s| s.as_ref().clone()));
         }
         Some(all)

@@ -60,19 +60,21 @@ pub async fn run(
     let ns = namespace.as_deref();
     let children = watcher::Config::default().labels(LABEL_SINK);
     let (store, writer) = reflector::store();
-    ctx.register_sinks(store.clone());
-    let synced = store.clone();
-    tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            ready.synced();
-        }
-    });
+    let (listed, listed_rx) = watch::channel(false);
+    ctx.register_sinks(store.clone(), listed_rx);
     let sinks = watcher(
         scoped::<AnalyticDBSink>(&client, ns),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
     .reflect(writer)
+    .inspect(move |event| {
+        // Every relist ends in InitDone; the first one is in the store: the sinks are all known.
+        if matches!(event, Ok(watcher::Event::InitDone)) && !listed.send_replace(true) {
+            tracing::info!("sinks listed; ready");
+            ready.synced();
+        }
+    })
     .applied_objects()
     .predicate_filter(acted_on, Default::default());
     let controller = Controller::for_stream(sinks, store.clone())

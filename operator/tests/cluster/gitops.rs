@@ -52,6 +52,21 @@ async fn apply_repeatedly(prefix: &str, apply: &[&str]) {
         );
         moved(&cluster, &name, password).await;
     }
+    // Nowhere in the CR (managed fields included) nor in the Events.
+    let sink = cluster.kubectl_ok(&[
+        "get",
+        "adbsink",
+        &name,
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
+    let events = cluster.kubectl_ok(&["get", "events", "-o", "json"]);
+    assert!(events.contains("PasswordMoved"), "{events}");
+    for password in ["first-secret", "second-secret"] {
+        assert!(!sink.contains(password), "password left in the CR: {sink}");
+        assert!(!events.contains(password), "password in an Event: {events}");
+    }
     cluster.finish().await;
 }
 

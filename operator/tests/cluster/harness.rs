@@ -97,8 +97,51 @@ impl Cluster {
 
     /// Starts (or restarts) the operator binary on this test's namespace.
     pub fn start_operator(&mut self) {
-        let child = self.spawn_operator(&[], &[], self.metrics_port, &self.log);
+        self.start_operator_with(&[]);
+    }
+
+    /// Starts (or restarts) the operator with extra flags; its POD_NAME is
+    /// [`Cluster::pod_name`], as the chart sets it.
+    pub fn start_operator_with(&mut self, args: &[&str]) {
+        let pod_name = self.pod_name();
+        let child = self.spawn_operator(
+            args,
+            &[("POD_NAME", &pod_name)],
+            self.metrics_port,
+            &self.log,
+        );
         self.operator = Some(child);
+    }
+
+    /// The POD_NAME the test's operator runs with.
+    pub fn pod_name(&self) -> String {
+        format!("{}-operator-0", self.namespace)
+    }
+
+    /// Kills the operator with SIGKILL: no shutdown, no Lease release, reconciles cut short.
+    pub fn kill_operator(&mut self) {
+        self.stop_operator();
+    }
+
+    /// Runs `kubectl adbsink` (the plugin binary) in the test's namespace; must succeed.
+    pub fn plugin(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_kubectl-adbsink"))
+            .args(["--namespace", &self.namespace])
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("kubectl-adbsink");
+        assert!(
+            output.status.success(),
+            "kubectl adbsink {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        &self.kubeconfig
     }
 
     /// Another operator process on this namespace, with extra flags and environment.
@@ -110,15 +153,17 @@ impl Cluster {
         log: &std::path::Path,
     ) -> Child {
         let log = std::fs::File::create(log).expect("operator log");
-        Command::new(env!("CARGO_BIN_EXE_adbsink-operator"))
-            .args([
-                "--watch-namespaces",
-                &self.namespace,
-                "--metrics-addr",
-                &format!("127.0.0.1:{metrics_port}"),
-                "--log-format",
-                "text",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_adbsink-operator"));
+        command.args([
+            "--watch-namespaces",
+            &self.namespace,
+            "--log-format",
+            "text",
+        ]);
+        if !args.contains(&"--metrics-addr") {
+            command.args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")]);
+        }
+        command
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info")
@@ -280,6 +325,66 @@ where
 pub fn bootstrap() -> String {
     std::env::var("ADBSINK_KAFKA_BOOTSTRAP")
         .expect("ADBSINK_KAFKA_BOOTSTRAP is not set: run `eval \"$(scripts/dev-services.sh env)\"`")
+}
+
+/// Whether the broker has `topic`.
+pub fn topic_exists(topic: &str) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("consumer");
+    consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata")
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic)
+}
+
+/// Polls until every one of `topics` exists (`present`) or none does.
+pub async fn topics_become(cluster: &Cluster, topics: &[String], present: bool) {
+    let what = format!("topics {topics:?} present={present}");
+    eventually(cluster, &what, || async {
+        let topics = topics.to_vec();
+        let done =
+            tokio::task::spawn_blocking(move || topics.iter().all(|t| topic_exists(t) == present))
+                .await
+                .ok()?;
+        done.then_some(())
+    })
+    .await;
+}
+
+/// The condition `type_` of the sink as (status, reason), once it has a status.
+pub async fn condition(cluster: &Cluster, name: &str, type_: &str) -> Option<(String, String)> {
+    let sink = cluster.sinks().get(name).await.ok()?;
+    sink.status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, c.reason))
+}
+
+/// Whether consumer group `group` (reading `topic`) exists on the broker.
+pub async fn group_exists(group: &str, topic: &str) -> bool {
+    use adbsink_crd::{InitialOffset, ResourceCreation};
+    use adbsink_runtime::provision::{GroupState, Provisioner};
+    let connection = adbsink_runtime::KafkaConnection {
+        bootstrap_servers: bootstrap(),
+        ..Default::default()
+    };
+    let state = Provisioner::new(&connection)
+        .expect("provisioner")
+        .ensure_group(
+            group,
+            topic,
+            InitialOffset::Earliest,
+            ResourceCreation::Manual,
+        )
+        .await
+        .expect("group lookup");
+    state == GroupState::Exists
 }
 
 /// Creates the source topic the sink reads.

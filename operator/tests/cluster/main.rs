@@ -7,6 +7,10 @@ mod harness;
 
 mod deletion;
 mod gitops;
+mod helm;
 mod leader;
+mod lifecycle;
+mod options;
 mod scale;
 mod secrets;
+mod validation;

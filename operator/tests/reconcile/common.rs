@@ -150,16 +150,6 @@ impl Harness {
         adbsink_operator::reconcile(Arc::new(sink), self.ctx.clone()).await
     }
 
-    /// Reconciles the sink as if `kubectl delete` had set its deletionTimestamp (the fake API
-    /// server deletes at once, without finalizers, so the timestamp is set on the copy).
-    pub async fn reconcile_deletion(&self, name: &str) -> Result<Action, adbsink_operator::Error> {
-        let mut sink = self.get(name).await;
-        sink.metadata.deletion_timestamp = Some(
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-        );
-        adbsink_operator::reconcile(Arc::new(sink), self.ctx.clone()).await
-    }
-
     pub async fn put_secret(&self, name: &str, data: &[(&str, &str)]) {
         let secret = Secret {
             metadata: ObjectMeta {

@@ -1,4 +1,6 @@
-//! A new sink end to end, a reconcile that changes nothing, scaling and pausing.
+//! A new sink end to end in one reconcile, a reconcile that changes nothing, the config record
+//! and the restart annotation. (Pause, scale, drift and deletion are tested on the real API
+//! server: operator/tests/cluster/.)
 
 use std::collections::BTreeMap;
 
@@ -184,41 +186,6 @@ async fn new_sink_gets_topics_group_secret_deployment_and_becomes_ready() {
         assert_eq!(before, after);
 
         drop_kafka(&created, &group).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn concurrency_and_pause_resize_the_deployment() {
-    bounded(async {
-        let h = Harness::new().await;
-        let (name, _) = h.new_sink("scale", 12, "pw", |_| {}).await;
-        let deployment = format!("{name}-sink");
-        let replicas = |d: Deployment| d.spec.unwrap().replicas.unwrap();
-
-        h.reconcile(&name).await.expect("reconcile");
-        assert_eq!(replicas(h.deployments.get(&deployment).await.unwrap()), 2);
-
-        let scaled = edit(&h, &name, json!({"source": {"concurrency": 12}})).await;
-        assert_eq!(env(&scaled)["ADBSINK_THREADS"]["value"], "3");
-        assert_eq!(replicas(scaled), 4);
-
-        let paused = edit(&h, &name, json!({"paused": true})).await;
-        assert_eq!(replicas(paused), 0);
-        let sink_now = h.get(&name).await;
-        assert_eq!(sink_now.status.as_ref().unwrap().phase, Some(Phase::Paused));
-        assert_eq!(state(&sink_now, "Ready"), ("True".into(), "Paused".into()));
-
-        let resumed = edit(&h, &name, json!({"paused": false})).await;
-        assert_eq!(replicas(resumed), 4);
-        h.set_ready_replicas(&name, 4).await;
-        h.reconcile(&name).await.expect("reconcile");
-        assert_eq!(
-            h.get(&name).await.status.unwrap().phase,
-            Some(Phase::Running)
-        );
-
-        drop_sink_kafka(&name).await;
     })
     .await;
 }

@@ -4,7 +4,6 @@
 
 mod common;
 mod credentials;
-mod deletion;
 mod failures;
 mod lifecycle;
 mod manual;

@@ -17,6 +17,12 @@ pub fn paused_patch(paused: bool) -> Value {
     json!({"spec": {"paused": paused}})
 }
 
+/// The merge patch for a new concurrency; the API server's schema refuses values other than
+/// 1, 2, 3, 6 and 12 with a message naming them.
+pub fn scale_patch(concurrency: u32) -> Value {
+    json!({"spec": {"source": {"concurrency": concurrency}}})
+}
+
 /// The merge patch asking the operator to roll the sink pods once: a new annotation value.
 pub fn restart_patch(token: &str) -> Value {
     json!({"metadata": {"annotations": {ANNOTATION_RESTART: token}}})
@@ -52,6 +58,15 @@ pub async fn set_paused(
     paused: bool,
 ) -> Result<()> {
     merge(client, namespace, name, &paused_patch(paused)).await
+}
+
+pub async fn scale(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    concurrency: u32,
+) -> Result<()> {
+    merge(client, namespace, name, &scale_patch(concurrency)).await
 }
 
 /// Returns the token written into the restart annotation.
@@ -179,6 +194,10 @@ mod tests {
     #[test]
     fn patches_touch_only_what_they_mean() {
         assert_eq!(paused_patch(true), json!({"spec": {"paused": true}}));
+        assert_eq!(
+            scale_patch(12),
+            json!({"spec": {"source": {"concurrency": 12}}})
+        );
         assert_eq!(
             restart_patch("t1"),
             json!({"metadata": {"annotations": {"adbsink.io/restart": "t1"}}})

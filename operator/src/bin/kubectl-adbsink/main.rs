@@ -1,4 +1,4 @@
-//! `kubectl adbsink`: status, pause, resume, restart and test-send for AnalyticDBSinks.
+//! `kubectl adbsink`: status, pause, resume, scale, restart and test-send for AnalyticDBSinks.
 //! Installed on PATH as `kubectl-adbsink`, kubectl runs it as a plugin.
 
 mod commands;
@@ -30,6 +30,12 @@ enum Command {
     Pause { name: String },
     /// Resume consumption from the committed offsets.
     Resume { name: String },
+    /// Set the consumer concurrency (1, 2, 3, 6 or 12); the operator resizes the sink pods.
+    Scale {
+        name: String,
+        #[arg(long)]
+        concurrency: u32,
+    },
     /// Roll the sink pods once, e.g. after a Stop-policy failure was fixed.
     Restart { name: String },
     /// Send one message to the sink's source topic, like the console's Test button.
@@ -69,6 +75,11 @@ async fn main() -> ExitCode {
         Command::Resume { name } => commands::set_paused(client, &namespace, &name, false)
             .await
             .map(|()| println!("analyticdbsink/{name} resumed")),
+        Command::Scale { name, concurrency } => {
+            commands::scale(client, &namespace, &name, concurrency)
+                .await
+                .map(|()| println!("analyticdbsink/{name} scaled to concurrency {concurrency}"))
+        }
         Command::Restart { name } => commands::restart(client, &namespace, &name)
             .await
             .map(|token| println!("analyticdbsink/{name} restart requested ({token})")),
