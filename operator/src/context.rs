@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use adbsink_crd::AnalyticDBSink;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -11,6 +11,7 @@ use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
 use tokio::sync::watch;
 
+use crate::conditions::Check;
 use crate::kafka::{ProvisionerFactory, default_factory};
 use crate::metrics::Metrics;
 
@@ -52,6 +53,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The config record this process last published per sink (`namespace/name`).
     published: Mutex<HashMap<String, String>>,
+    /// The last complete provisioning per sink (`namespace/name`).
+    provisioned: Mutex<HashMap<String, Provisioned>>,
     /// The controllers' caches of the sinks, for the conflict check, each with whether its
     /// first listing is complete.
     sinks: Mutex<Vec<(Store<AnalyticDBSink>, watch::Receiver<bool>)>>,
@@ -74,6 +77,7 @@ impl Context {
             config,
             failures: Mutex::default(),
             published: Mutex::default(),
+            provisioned: Mutex::default(),
             sinks: Mutex::default(),
         }
     }
@@ -161,6 +165,42 @@ impl Context {
     pub fn forget_config(&self, key: &str) {
         if let Ok(mut published) = self.published.lock() {
             published.remove(key);
+        }
+    }
+}
+
+/// A sink's topics and group as its last complete provisioning found them.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// Generation and configuration hash (spec and credentials) it was done for.
+    pub fingerprint: String,
+    pub at: Instant,
+    pub topics: Check,
+    pub group: Option<Check>,
+}
+
+impl Context {
+    /// The last provisioning of the sink `key`, if it was for `fingerprint` and less than
+    /// `within` ago.
+    pub fn provisioned(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        within: Duration,
+    ) -> Option<Provisioned> {
+        let known = self.provisioned.lock().ok()?.get(key).cloned()?;
+        (known.fingerprint == fingerprint && known.at.elapsed() < within).then_some(known)
+    }
+
+    pub fn mark_provisioned(&self, key: &str, provisioned: Provisioned) {
+        if let Ok(mut all) = self.provisioned.lock() {
+            all.insert(key.to_string(), provisioned);
+        }
+    }
+
+    pub fn forget_provisioned(&self, key: &str) {
+        if let Ok(mut all) = self.provisioned.lock() {
+            all.remove(key);
         }
     }
 }

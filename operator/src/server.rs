@@ -1,6 +1,6 @@
 //! HTTP endpoints for the kubelet and Prometheus: `/healthz`, `/readyz`, `/metrics`.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -92,16 +92,7 @@ pub async fn serve(
     health: Health,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        // `[::]` is the default so IPv6-only clusters can probe and scrape; a kernel without
-        // IPv6 cannot bind it, and IPv4 is all there is to serve then.
-        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
-            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
-            tracing::info!(error = %e, %addr, fallback = %v4, "cannot bind IPv6; serving IPv4 only");
-            tokio::net::TcpListener::bind(v4).await?
-        }
-        other => other?,
-    };
+    let listener = adbsink_runtime::http::bind(addr).await?;
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
     axum::serve(listener, router(health))
         .with_graceful_shutdown(async move {

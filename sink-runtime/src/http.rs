@@ -19,6 +19,19 @@ struct Shared {
     tasks: Vec<Arc<TaskStats>>,
 }
 
+/// Binds `addr`. `[::]` is the usual address, so IPv6-only clusters can probe and scrape; a
+/// kernel without IPv6 cannot bind it, and IPv4 is all there is to serve then.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+            let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
+            tracing::info!(error = %e, %addr, fallback = %v4, "cannot bind IPv6; serving IPv4 only");
+            tokio::net::TcpListener::bind(v4).await
+        }
+        other => other,
+    }
+}
+
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
@@ -30,7 +43,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(Shared { metrics, tasks });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = bind(addr).await?;
     tracing::info!(%addr, "serving metrics and health");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })

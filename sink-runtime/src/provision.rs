@@ -82,8 +82,9 @@ pub struct Lag {
 /// [`destroy`]).
 pub struct Provisioner {
     connection: KafkaConnection,
-    /// Taken only by `Drop`.
-    admin: Option<AdminClient<DefaultClientContext>>,
+    /// Made on first use: many callers (the operator's refreshes above all) read offsets and
+    /// records only, and a client costs threads, connections and ~0.1 s to destroy.
+    admin: std::sync::OnceLock<AdminClient<DefaultClientContext>>,
 }
 
 impl Drop for Provisioner {
@@ -96,15 +97,24 @@ impl Drop for Provisioner {
 
 impl Provisioner {
     pub fn new(connection: &KafkaConnection) -> Result<Self> {
+        // Checks the configuration now, as creating the client would.
+        connection.client_config().create_native_config()?;
         Ok(Self {
-            admin: Some(connection.client_config().create()?),
+            admin: std::sync::OnceLock::new(),
             connection: connection.clone(),
         })
     }
 
     fn admin(&self) -> Result<&AdminClient<DefaultClientContext>> {
+        if let Some(admin) = self.admin.get() {
+            return Ok(admin);
+        }
+        if let Err(spare) = self.admin.set(self.connection.client_config().create()?) {
+            // Another call made one first.
+            destroy(spare);
+        }
         self.admin
-            .as_ref()
+            .get()
             .ok_or_else(|| Error::Config("the Kafka admin client is closed".into()))
     }
 

@@ -147,7 +147,7 @@ fn base_env(sink: &AnalyticDBSink, inputs: &PodInputs<'_>) -> Vec<EnvVar> {
             }),
             ..EnvVar::default()
         },
-        value(ENV_HTTP_ADDR, &format!("0.0.0.0:{SINK_HTTP_PORT}")),
+        value(ENV_HTTP_ADDR, &format!("[::]:{SINK_HTTP_PORT}")),
         value(ENV_LOG_FORMAT, "json"),
         from_secret(ENV_DB_USERNAME, &secret, SECRET_KEY_DB_USERNAME),
         from_secret(ENV_DB_PASSWORD, &secret, SECRET_KEY_DB_PASSWORD),

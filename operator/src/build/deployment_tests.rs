@@ -155,7 +155,7 @@ fn env_carries_config_threads_and_credentials_by_reference() {
             json!({"name": "ADBSINK_CONFIG", "value": "{\"version\":1}"}),
             json!({"name": "ADBSINK_THREADS", "value": "3"}),
             json!({"name": "ADBSINK_TASK_PREFIX", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-            json!({"name": "ADBSINK_HTTP_ADDR", "value": "0.0.0.0:8080"}),
+            json!({"name": "ADBSINK_HTTP_ADDR", "value": "[::]:8080"}),
             json!({"name": "ADBSINK_LOG_FORMAT", "value": "json"}),
             json!({"name": "ADBSINK_DB_USERNAME", "valueFrom": secret_ref("username")}),
             json!({"name": "ADBSINK_DB_PASSWORD", "valueFrom": secret_ref("password")}),

@@ -2,11 +2,10 @@
 //! operator reconciles each about twice a minute (its 30 s refresh), not on its own status
 //! writes. Measured from the operator's own /metrics.
 //!
-//! 30, not the 200 of issue #14: on the 2-core test machine a reconcile takes about 2.5 s once
-//! the broker holds a few hundred topics (Tansu is the busiest process), so 8 concurrent
-//! reconciles refresh about 100 sinks every 30 s and a 200-sink run never settles; and the
-//! time to provision depends on how loaded the machine is (60 sinks: 73 s on a quiet one, 54
-//! of them in 180 s on a busy one), so the bound is generous. See the operator README.
+//! 200 sinks on the 2-core test machine, which also runs the control plane and the broker:
+//! provisioned in about 61 s on a quiet machine; the bound leaves room for a busy one.
+//! "Provisioned", not Ready: without a kubelet no sink pod ever runs. Refreshes skip the Kafka
+//! admin work of an unchanged sink (see the operator README), which is what makes 200 fit.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use kube::api::ListParams;
 
 use crate::harness::{Cluster, Password, bootstrap, manifest};
 
-const SINKS: usize = 30;
+const SINKS: usize = 200;
 
 fn sinks() -> usize {
     // A smaller run to look at the operator by hand: ADBSINK_SCALE_SINKS=20.
@@ -26,7 +25,7 @@ fn sinks() -> usize {
 }
 /// Every sink's topics, group and credentials ready, and its Deployment applied, within this,
 /// on a 2-core machine that also runs the control plane, the broker and the operator.
-const PROVISIONED_WITHIN: Duration = Duration::from_secs(300);
+const PROVISIONED_WITHIN: Duration = Duration::from_secs(240);
 
 fn provisioned(sink: &AnalyticDBSink) -> bool {
     let Some(status) = &sink.status else {
@@ -62,7 +61,7 @@ async fn create_topics(names: &[String]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thirty_sinks_are_provisioned_and_reconciled_twice_a_minute_at_rest() {
+async fn two_hundred_sinks_are_provisioned_and_reconciled_twice_a_minute_at_rest() {
     let Some(cluster) = Cluster::start("scale").await else {
         return;
     };

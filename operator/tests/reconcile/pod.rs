@@ -117,7 +117,7 @@ async fn the_deployments_pod_writes_the_rows_and_reports_its_tasks() {
         let secret = h.secrets.get(&format!("{name}-credentials")).await.unwrap();
         let pod = format!("{name}-sink-7d4b9-x2k8q");
         let mut env = pod_env(&deployment, &secret, &pod);
-        // The one change: the pod's own network namespace would make 0.0.0.0:8080 private.
+        // The one change: the pod's own network namespace would make [::]:8080 private.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
