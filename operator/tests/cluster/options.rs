@@ -1,6 +1,7 @@
 //! Operator options a platform team turns on and off: per-sink NetworkPolicies (turned off,
 //! the ones made are removed; a user's own stays), and health endpoints on `[::]`, which
-//! answer on IPv4 and IPv6 and say ready once the watches have synced.
+//! answer on IPv4 and IPv6 and say ready once the watches have synced; and a watch the
+//! operator's RBAC refuses, which must be visible in its log as a warning.
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
@@ -93,6 +94,49 @@ async fn health_endpoints_on_the_unspecified_ipv6_address_answer_both_families()
         })
         .await;
     }
+    let _ = operator.kill();
+    let _ = operator.wait();
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_the_operator_may_not_make_is_logged_as_a_warning() {
+    let Some(cluster) = Cluster::without_operator("watchfail").await else {
+        return;
+    };
+    let ns = cluster.namespace.clone();
+    // Sinks only: the watches of Deployments, Secrets and NetworkPolicies are refused.
+    cluster.kubectl_ok(&["create", "serviceaccount", "limited"]);
+    cluster.kubectl_ok(&[
+        "create",
+        "role",
+        "limited",
+        "--verb=get,list,watch,patch",
+        "--resource=analyticdbsinks.adbsink.io",
+    ]);
+    cluster.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "limited",
+        "--role=limited",
+        &format!("--serviceaccount={ns}:limited"),
+    ]);
+    let who = format!("system:serviceaccount:{ns}:limited");
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("{ns}-watchfail.log"));
+    let mut operator = cluster.spawn_operator(
+        &[],
+        &[("KUBE_RS_DEBUG_IMPERSONATE_USER", who.as_str())],
+        port,
+        &log,
+    );
+    eventually(&cluster, "a WARN line saying the watch failed", || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.lines()
+            .any(|l| l.contains("WARN") && l.contains("watch failed") && l.contains("forbidden"))
+            .then_some(())
+    })
+    .await;
     let _ = operator.kill();
     let _ = operator.wait();
     cluster.finish().await;
