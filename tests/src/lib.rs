@@ -125,6 +125,21 @@ impl Kafka {
         Ok(())
     }
 
+    /// Deletes a topic; a missing one, or a failure, is only reported (a benchmark's topics
+    /// are large, and leaving one behind costs broker memory, not correctness).
+    pub async fn delete_topic(&self, topic: &str) {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        let Ok(admin) = self
+            .config()
+            .create::<AdminClient<rdkafka::client::DefaultClientContext>>()
+        else {
+            return;
+        };
+        if let Err(e) = admin.delete_topics(&[topic], &AdminOptions::new()).await {
+            eprintln!("cannot delete topic {topic}: {e}");
+        }
+    }
+
     /// Produces messages (key, value) round-robin over the partitions, one record per
     /// produce request so the broker's high watermark is exact.
     pub async fn produce(

@@ -1,17 +1,28 @@
-//! End-to-end throughput against the databases' own bulk-load ceilings, on the local services.
+//! End-to-end throughput against the databases' own bulk-load ceilings, on the local services,
+//! with the databases durable as production's are.
 //!
 //! `cargo run --release -p adbsink-tests --bin bench -- [--messages N] [--json FILE] [--quick]
-//! [--only TEXT] [--kafka-property KEY=VALUE]…`
+//! [--only TEXT] [--workload uniform|sparse|wide] [--unsafe-fast-db] [--kafka-property K=V]…`
 //!
-//! Produces N JSON messages (10 columns, about 200 bytes) into a 12-partition topic, then
-//! measures in one run: a plain consumer (broker ceiling), COPY FROM STDIN (PostgreSQL ceiling),
-//! LOAD DATA LOCAL INFILE (MariaDB ceiling), one INSERT + commit per message (the baseline, on a
-//! sample), and adbsink standalone end to end for both databases, Insert and Upsert, concurrency
-//! 1, 6 and 12, with the runtime's peak RSS. `--quick` runs one adbsink configuration per
-//! database and checks row counts exactly: the CI smoke test. `--only` runs the adbsink
-//! configurations whose name contains TEXT (e.g. `"MariaDB Upsert"`, `"concurrency 6"`);
-//! `--kafka-property` passes a librdkafka setting to the runtime, for tuning. Timings are
-//! reported, never asserted.
+//! Three workloads, each N JSON messages in a 12-partition topic of its own: `uniform` (10
+//! columns, about 280 bytes, every message the same keys), `sparse` (a 40-column table, each
+//! message carrying one of 16 different subsets of about two thirds of the columns, as real
+//! topics do), `wide` (the 10 columns with a long description: about 2 KB a message). Each is
+//! measured in one run against its own ceilings: a plain consumer (broker), COPY FROM STDIN
+//! (PostgreSQL) and LOAD DATA LOCAL INFILE (MariaDB) of the same rows (missing keys as NULL),
+//! and, for `uniform`, one INSERT + commit per message (the baseline, on a sample). Then
+//! adbsink standalone end to end for both databases, Insert and Upsert: concurrency 1, 6 and
+//! 12 for `uniform`, 6 for the others. Reported per run: rows/s end to end (process start to
+//! the last row), steady rows/s (first row to last), seconds to the first row, peak RSS and CPU
+//! seconds (user + system) of the runtime per million rows, and the ratios to the ceilings.
+//!
+//! The databases are made durable for the run (PostgreSQL `fsync`, `synchronous_commit` and
+//! `full_page_writes` on; MariaDB `innodb_flush_log_at_trx_commit=1`) and put back as the tests
+//! keep them afterwards; `--unsafe-fast-db` leaves them as they are (the dev services run them
+//! with durability off, for fast tests). `--quick` runs three configurations on a small N and
+//! checks row counts exactly: the CI smoke test. `--only` runs the adbsink configurations whose
+//! name contains TEXT (e.g. `"MariaDB Upsert"`, `"concurrency 6"`); `--kafka-property` passes a
+//! librdkafka setting to the runtime, for tuning. Timings are reported, never asserted.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: a panic is the report
 
@@ -29,6 +40,7 @@ use sqlx::Connection;
 
 const PARTITIONS: i32 = 12;
 const USAGE: &str = "usage: bench [--messages N] [--json FILE] [--quick] [--only TEXT] \
+                     [--workload uniform|sparse|wide] [--unsafe-fast-db] \
                      [--kafka-property KEY=VALUE]... (details: tests/src/bin/bench.rs)";
 const BASELINE_SAMPLE: usize = 20_000;
 
@@ -37,6 +49,8 @@ struct Args {
     json: Option<PathBuf>,
     quick: bool,
     only: Option<String>,
+    workload: Option<String>,
+    unsafe_fast_db: bool,
     kafka_properties: Vec<String>,
 }
 
@@ -46,6 +60,8 @@ fn args() -> Args {
         json: None,
         quick: false,
         only: None,
+        workload: None,
+        unsafe_fast_db: false,
         kafka_properties: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -60,6 +76,8 @@ fn args() -> Args {
             "--json" => args.json = it.next().map(PathBuf::from),
             "--quick" => args.quick = true,
             "--only" => args.only = Some(it.next().expect("--only TEXT")),
+            "--workload" => args.workload = Some(it.next().expect("--workload NAME")),
+            "--unsafe-fast-db" => args.unsafe_fast_db = true,
             "--kafka-property" => args
                 .kafka_properties
                 .push(it.next().expect("--kafka-property KEY=VALUE")),
@@ -73,10 +91,18 @@ fn args() -> Args {
             }
         }
     }
+    if let Some(w) = &args.workload
+        && !WORKLOADS.contains(&w.as_str())
+    {
+        eprintln!("bench: unknown workload {w:?}: one of {WORKLOADS:?}\n{USAGE}");
+        std::process::exit(2);
+    }
     args
 }
 
-/// One message's column values, shared by the JSON and the bulk-load files.
+const WORKLOADS: [&str; 3] = ["uniform", "sparse", "wide"];
+
+/// One message's column values in the uniform and wide workloads.
 struct Record {
     id: usize,
     qty: usize,
@@ -90,7 +116,22 @@ struct Record {
     note: Option<String>,
 }
 
-fn record(i: usize) -> Record {
+/// Words the wide workload's descriptions are made of, varied per message.
+const FILLER: &str = "adbsink streams Kafka topics into analytic databases on Kubernetes; \
+                      each JSON key is a column and each value the column's data. ";
+
+fn record(i: usize, wide: bool) -> Record {
+    let mut description =
+        format!("A longer description of item {i} that pads the message to a realistic size");
+    if wide {
+        let start = i % FILLER.len();
+        while description.len() < 1_750 {
+            description.push(' ');
+            description.push_str(&FILLER[start..]);
+            description.push_str(&FILLER[..start]);
+        }
+        description.truncate(1_750);
+    }
     Record {
         id: i,
         qty: i % 1000,
@@ -98,9 +139,7 @@ fn record(i: usize) -> Record {
         ratio: format!("0.{:06}", (i * 7919) % 1_000_000),
         code: format!("C-{:08}", i % 100_000_000),
         title: format!("Product number {i} in the catalogue"),
-        description: format!(
-            "A longer description of item {i} that pads the message to a realistic size"
-        ),
+        description,
         created_at: format!(
             "2026-{:02}-{:02} {:02}:{:02}:{:02}",
             i % 12 + 1,
@@ -125,11 +164,30 @@ fn to_json(r: &Record) -> String {
     )
 }
 
+fn null(db: Db) -> &'static str {
+    match db {
+        Db::Postgres => "",
+        Db::MySql => "\\N",
+    }
+}
+
 /// CSV line for COPY (empty unquoted = NULL) or LOAD DATA (`\N` = NULL).
 fn to_csv(r: &Record, db: Db) -> String {
-    let (null, active) = match db {
-        Db::Postgres => ("", if r.active { "t" } else { "f" }),
-        Db::MySql => ("\\N", if r.active { "1" } else { "0" }),
+    let active = match db {
+        Db::Postgres => {
+            if r.active {
+                "t"
+            } else {
+                "f"
+            }
+        }
+        Db::MySql => {
+            if r.active {
+                "1"
+            } else {
+                "0"
+            }
+        }
     };
     format!(
         "{},{},{},{},{},{},{},{},{},{}\n",
@@ -142,11 +200,11 @@ fn to_csv(r: &Record, db: Db) -> String {
         r.description,
         r.created_at,
         active,
-        r.note.as_deref().unwrap_or(null)
+        r.note.as_deref().unwrap_or(null(db))
     )
 }
 
-fn ddl(db: Db, table: &str) -> String {
+fn record_ddl(db: Db, table: &str) -> String {
     match db {
         Db::Postgres => format!(
             "CREATE TABLE {table} (id bigint PRIMARY KEY, qty int, price numeric(12,2), ratio double precision, \
@@ -159,21 +217,156 @@ fn ddl(db: Db, table: &str) -> String {
     }
 }
 
+/// Columns of the sparse table besides `id`: c01 … c39, a bigint, a double and a short text in
+/// turn.
+const SPARSE_COLUMNS: usize = 39;
+/// Distinct key sets of the sparse messages.
+const SPARSE_SHAPES: usize = 16;
+
+/// Whether the sparse message `i` carries column `c` (1-based): about two thirds of the
+/// columns, in one of 16 different subsets.
+fn carries(i: usize, c: usize) -> bool {
+    !(c ^ (i % SPARSE_SHAPES)).is_multiple_of(3)
+}
+
+fn sparse_value(i: usize, c: usize) -> String {
+    match c % 3 {
+        0 => ((i * c) % 1_000_000).to_string(),
+        1 => format!("{}.{:03}", i % 1000, c),
+        _ => format!("v{c}-{}", i % 10_007),
+    }
+}
+
+fn sparse_json(i: usize) -> String {
+    let mut out = format!("{{\"id\":{i}");
+    for c in (1..=SPARSE_COLUMNS).filter(|&c| carries(i, c)) {
+        let value = sparse_value(i, c);
+        if c % 3 == 2 {
+            out.push_str(&format!(",\"c{c:02}\":\"{value}\""));
+        } else {
+            out.push_str(&format!(",\"c{c:02}\":{value}"));
+        }
+    }
+    out.push('}');
+    out
+}
+
+fn sparse_csv(i: usize, db: Db) -> String {
+    let mut out = i.to_string();
+    for c in 1..=SPARSE_COLUMNS {
+        out.push(',');
+        if carries(i, c) {
+            out.push_str(&sparse_value(i, c));
+        } else {
+            out.push_str(null(db));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn sparse_ddl(db: Db, table: &str) -> String {
+    let columns: Vec<String> = (1..=SPARSE_COLUMNS)
+        .map(|c| {
+            let ty = match (c % 3, db) {
+                (0, _) => "bigint",
+                (1, Db::Postgres) => "double precision",
+                (1, Db::MySql) => "DOUBLE",
+                (_, _) => "varchar(32)",
+            };
+            format!("c{c:02} {ty}")
+        })
+        .collect();
+    format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, {})",
+        columns.join(", ")
+    )
+}
+
+/// A workload's messages and the same rows as bulk-load files.
+struct Workload {
+    name: &'static str,
+    messages: Vec<String>,
+    pg_csv: String,
+    my_csv: String,
+    /// The uniform workload's records, for the baseline.
+    records: Vec<Record>,
+}
+
+impl Workload {
+    fn new(name: &'static str, n: usize) -> Self {
+        let (messages, pg_csv, my_csv, records) = match name {
+            "sparse" => (
+                (0..n).map(sparse_json).collect(),
+                (0..n).map(|i| sparse_csv(i, Db::Postgres)).collect(),
+                (0..n).map(|i| sparse_csv(i, Db::MySql)).collect(),
+                Vec::new(),
+            ),
+            _ => {
+                let records: Vec<Record> = (0..n).map(|i| record(i, name == "wide")).collect();
+                (
+                    records.iter().map(to_json).collect(),
+                    records.iter().map(|r| to_csv(r, Db::Postgres)).collect(),
+                    records.iter().map(|r| to_csv(r, Db::MySql)).collect(),
+                    if name == "uniform" {
+                        records
+                    } else {
+                        Vec::new()
+                    },
+                )
+            }
+        };
+        Self {
+            name,
+            messages,
+            pg_csv,
+            my_csv,
+            records,
+        }
+    }
+
+    fn ddl(&self, db: Db, table: &str) -> String {
+        match self.name {
+            "sparse" => sparse_ddl(db, table),
+            _ => record_ddl(db, table),
+        }
+    }
+
+    fn average_bytes(&self) -> usize {
+        self.messages.iter().map(String::len).sum::<usize>() / self.messages.len().max(1)
+    }
+}
+
 /// How often the runtime's written-rows counter is read.
 const POLL: Duration = Duration::from_millis(20);
 /// A steady rate over fewer than ten polls is mostly polling error.
 const MIN_STEADY: Duration = POLL.saturating_mul(10);
 
 struct Row {
+    workload: &'static str,
     name: String,
     rows: usize,
     seconds: f64,
     peak_rss_mib: Option<f64>,
     /// adbsink: seconds from start to the first committed row (start-up and the group join).
     first_row: Option<f64>,
+    /// adbsink: user + system CPU seconds of the runtime process.
+    cpu_seconds: Option<f64>,
 }
 
 impl Row {
+    fn measured(workload: &'static str, name: String, rows: usize, seconds: f64) -> Self {
+        Self {
+            workload,
+            name,
+            rows,
+            seconds,
+            peak_rss_mib: None,
+            first_row: None,
+            cpu_seconds: None,
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.rows as f64 / self.seconds
     }
@@ -184,61 +377,111 @@ impl Row {
         let flowing = self.seconds - self.first_row?;
         (flowing >= MIN_STEADY.as_secs_f64()).then(|| self.rows as f64 / flowing)
     }
+
+    fn cpu_per_million(&self) -> Option<f64> {
+        self.cpu_seconds.map(|s| s * 1e6 / self.rows as f64)
+    }
+}
+
+/// The adbsink configurations of a workload: (database, mode, concurrency).
+fn configs(workload: &str, quick: bool) -> Vec<(Db, &'static str, u32)> {
+    let concurrencies: &[u32] = match (quick, workload) {
+        (true, _) => &[6],
+        (false, "uniform") => &[1, 6, 12],
+        (false, _) => &[6],
+    };
+    let mut all = Vec::new();
+    for db in [Db::Postgres, Db::MySql] {
+        for mode in ["Insert", "Upsert"] {
+            for &concurrency in concurrencies {
+                all.push((db, mode, concurrency));
+            }
+        }
+    }
+    if quick {
+        // The smoke: one per database on the uniform topic, the grouping by key set on the
+        // sparse one.
+        all.retain(|(db, mode, _)| match workload {
+            "uniform" => matches!(
+                (db, *mode),
+                (Db::Postgres, "Insert") | (Db::MySql, "Upsert")
+            ),
+            _ => matches!((db, *mode), (Db::Postgres, "Upsert")),
+        });
+    }
+    all
 }
 
 #[tokio::main]
 async fn main() {
     let args = args();
     let services = Services::from_env();
-    let n = args.messages;
-    let records: Vec<Record> = (0..n).map(record).collect();
-    let messages: Vec<String> = records.iter().map(to_json).collect();
-    let avg = messages.iter().map(String::len).sum::<usize>() / n.max(1);
-    eprintln!("bench: {n} messages, {avg} bytes on average, {PARTITIONS} partitions");
-
-    let topic = unique("bench");
-    let kafka = Kafka::new(&services.kafka_bootstrap);
-    kafka.create_topic(&topic, PARTITIONS).await.unwrap();
-    produce(&kafka, &topic, &messages).await;
-
-    let mut results = Vec::new();
-    results.push(broker_ceiling(&services, &topic, n));
-    results.push(postgres_ceiling(&services, &records).await);
-    results.push(mariadb_ceiling(&services, &records).await);
-    for db in [Db::Postgres, Db::MySql] {
-        results.push(baseline(&services, db, &records[..n.min(BASELINE_SAMPLE)]).await);
+    let durable = !args.unsafe_fast_db;
+    if durable {
+        durability(&services, true).await;
     }
-    let configs: Vec<(Db, &str, u32)> = if args.quick {
-        vec![(Db::Postgres, "Insert", 6), (Db::MySql, "Upsert", 6)]
-    } else {
-        let mut all = Vec::new();
-        for db in [Db::Postgres, Db::MySql] {
-            for mode in ["Insert", "Upsert"] {
-                for concurrency in [1, 6, 12] {
-                    all.push((db, mode, concurrency));
-                }
+    let settings = database_settings(&services).await;
+    eprintln!("bench: databases: {}", settings.join(", "));
+    // Whatever happens to the measurements, the databases go back to how the tests run them.
+    let measured =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(measure(args, settings)))
+            .await;
+    if durable {
+        durability(&services, false).await;
+    }
+    if let Err(panic) = measured {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn measure(args: Args, settings: Vec<String>) {
+    let services = Services::from_env();
+    let n = args.messages;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    let workloads: Vec<&'static str> = match (&args.workload, args.quick) {
+        (Some(w), _) => WORKLOADS.iter().copied().filter(|x| x == w).collect(),
+        (None, true) => vec!["uniform", "sparse"],
+        (None, false) => WORKLOADS.to_vec(),
+    };
+    let mut results = Vec::new();
+    for name in workloads {
+        let workload = Workload::new(name, n);
+        eprintln!(
+            "bench: workload {name}: {n} messages, {} bytes on average, {PARTITIONS} partitions",
+            workload.average_bytes()
+        );
+        let topic = unique(&format!("bench-{name}"));
+        kafka.create_topic(&topic, PARTITIONS).await.unwrap();
+        produce(&kafka, &topic, &workload.messages).await;
+        results.push(broker_ceiling(&services, &workload, &topic));
+        results.push(postgres_ceiling(&services, &workload).await);
+        results.push(mariadb_ceiling(&services, &workload).await);
+        if !workload.records.is_empty() {
+            for db in [Db::Postgres, Db::MySql] {
+                let sample = &workload.records[..n.min(BASELINE_SAMPLE)];
+                results.push(baseline(&services, db, name, sample).await);
             }
         }
-        all
-    };
-    for (db, mode, concurrency) in configs {
-        let name = adbsink_name(db, mode, concurrency);
-        if args
-            .only
-            .as_ref()
-            .is_some_and(|only| !name.contains(only.as_str()))
-        {
-            continue;
+        for (db, mode, concurrency) in configs(name, args.quick) {
+            let label = adbsink_name(db, mode, concurrency);
+            if args
+                .only
+                .as_ref()
+                .is_some_and(|only| !label.contains(only.as_str()))
+            {
+                continue;
+            }
+            let run = Run {
+                db,
+                mode,
+                concurrency,
+                kafka_properties: &args.kafka_properties,
+            };
+            results.push(adbsink(&services, &workload, &topic, run).await);
         }
-        let run = Run {
-            db,
-            mode,
-            concurrency,
-            kafka_properties: &args.kafka_properties,
-        };
-        results.push(adbsink(&services, &topic, n, run).await);
+        kafka.delete_topic(&topic).await;
     }
-    report(&results, &args);
+    report(&results, &args, &settings);
 }
 
 async fn produce(kafka: &Kafka, topic: &str, messages: &[String]) {
@@ -270,7 +513,8 @@ async fn produce(kafka: &Kafka, topic: &str, messages: &[String]) {
     );
 }
 
-fn broker_ceiling(services: &Services, topic: &str, n: usize) -> Row {
+fn broker_ceiling(services: &Services, workload: &Workload, topic: &str) -> Row {
+    let n = workload.messages.len();
     let consumer: BaseConsumer = Kafka::new(&services.kafka_bootstrap)
         .config()
         .set("group.id", unique("bench-reader"))
@@ -293,53 +537,50 @@ fn broker_ceiling(services: &Services, topic: &str, n: usize) -> Row {
             panic!("broker ceiling: stalled after {read} of {n}");
         }
     }
-    Row {
-        name: "broker ceiling (plain consumer)".into(),
-        rows: n,
-        seconds: started.elapsed().as_secs_f64(),
-        peak_rss_mib: None,
-        first_row: None,
-    }
+    Row::measured(
+        workload.name,
+        "broker ceiling (plain consumer)".into(),
+        n,
+        started.elapsed().as_secs_f64(),
+    )
 }
 
-async fn postgres_ceiling(services: &Services, records: &[Record]) -> Row {
+async fn postgres_ceiling(services: &Services, workload: &Workload) -> Row {
     let table = unique("bench_copy").replace('-', "_");
     Db::Postgres
-        .execute(services, &ddl(Db::Postgres, &table))
+        .execute(services, &workload.ddl(Db::Postgres, &table))
         .await;
-    let data: String = records.iter().map(|r| to_csv(r, Db::Postgres)).collect();
     let mut conn = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
     let started = Instant::now();
     let mut copy = conn
         .copy_in_raw(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)"))
         .await
         .unwrap();
-    for chunk in data.as_bytes().chunks(1 << 20) {
+    for chunk in workload.pg_csv.as_bytes().chunks(1 << 20) {
         copy.send(chunk).await.unwrap();
     }
     let rows = copy.finish().await.unwrap() as usize;
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(rows, records.len());
+    assert_eq!(rows, workload.messages.len());
     Db::Postgres
         .execute(services, &format!("DROP TABLE {table}"))
         .await;
-    Row {
-        name: "PostgreSQL ceiling (COPY FROM STDIN)".into(),
+    Row::measured(
+        workload.name,
+        "PostgreSQL ceiling (COPY FROM STDIN)".into(),
         rows,
         seconds,
-        peak_rss_mib: None,
-        first_row: None,
-    }
+    )
 }
 
-async fn mariadb_ceiling(services: &Services, records: &[Record]) -> Row {
+async fn mariadb_ceiling(services: &Services, workload: &Workload) -> Row {
     let table = unique("bench_load").replace('-', "_");
-    Db::MySql.execute(services, &ddl(Db::MySql, &table)).await;
+    Db::MySql
+        .execute(services, &workload.ddl(Db::MySql, &table))
+        .await;
     let file = std::env::temp_dir().join(format!("{table}.csv"));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-    for r in records {
-        out.write_all(to_csv(r, Db::MySql).as_bytes()).unwrap();
-    }
+    out.write_all(workload.my_csv.as_bytes()).unwrap();
     out.flush().unwrap();
     drop(out);
     let (host, port) = endpoint(&services.mysql_url);
@@ -366,26 +607,23 @@ async fn mariadb_ceiling(services: &Services, records: &[Record]) -> Row {
     let seconds = started.elapsed().as_secs_f64();
     assert!(status.success(), "LOAD DATA failed");
     let _ = std::fs::remove_file(&file);
-    assert_eq!(
-        Db::MySql.count(services, &table).await as usize,
-        records.len()
-    );
+    let rows = workload.messages.len();
+    assert_eq!(Db::MySql.count(services, &table).await as usize, rows);
     Db::MySql
         .execute(services, &format!("DROP TABLE {table}"))
         .await;
-    Row {
-        name: "MariaDB ceiling (LOAD DATA LOCAL INFILE)".into(),
-        rows: records.len(),
+    Row::measured(
+        workload.name,
+        "MariaDB ceiling (LOAD DATA LOCAL INFILE)".into(),
+        rows,
         seconds,
-        peak_rss_mib: None,
-        first_row: None,
-    }
+    )
 }
 
 /// The seed's design: one INSERT and one commit per message.
-async fn baseline(services: &Services, db: Db, records: &[Record]) -> Row {
+async fn baseline(services: &Services, db: Db, workload: &'static str, records: &[Record]) -> Row {
     let table = unique("bench_one").replace('-', "_");
-    db.execute(services, &ddl(db, &table)).await;
+    db.execute(services, &record_ddl(db, &table)).await;
     let started = Instant::now();
     match db {
         Db::Postgres => {
@@ -435,17 +673,16 @@ async fn baseline(services: &Services, db: Db, records: &[Record]) -> Row {
     }
     let seconds = started.elapsed().as_secs_f64();
     db.execute(services, &format!("DROP TABLE {table}")).await;
-    Row {
-        name: format!(
+    Row::measured(
+        workload,
+        format!(
             "{} baseline (INSERT + commit per message, {} sampled)",
             name_of(db),
             records.len()
         ),
-        rows: records.len(),
+        records.len(),
         seconds,
-        peak_rss_mib: None,
-        first_row: None,
-    }
+    )
 }
 
 fn name_of(db: Db) -> &'static str {
@@ -469,16 +706,17 @@ struct Run<'a> {
 
 /// adbsink standalone as a separate process: from a new group (committed offset zero) to all
 /// N rows in the table.
-async fn adbsink(services: &Services, topic: &str, n: usize, run: Run<'_>) -> Row {
+async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run<'_>) -> Row {
     let Run {
         db,
         mode,
         concurrency,
         kafka_properties,
     } = run;
+    let n = workload.messages.len();
     let name = unique("bench-sink");
     let table = name.replace('-', "_");
-    db.execute(services, &ddl(db, &table)).await;
+    db.execute(services, &workload.ddl(db, &table)).await;
     let mut sink = manifest(services, db, &name, topic, &table);
     sink.spec.source.concurrency = concurrency;
     if mode == "Upsert" {
@@ -550,6 +788,7 @@ async fn adbsink(services: &Services, topic: &str, n: usize, run: Run<'_>) -> Ro
     }
     let seconds = started.elapsed().as_secs_f64();
     peak = peak.max(rss_mib(pid).unwrap_or(0.0));
+    let cpu_seconds = cpu_seconds(pid);
     let count = db.count(services, &table).await as usize;
     assert_eq!(count, n, "{name}: exactly one row per message");
     Command::new("kill")
@@ -565,15 +804,20 @@ async fn adbsink(services: &Services, topic: &str, n: usize, run: Run<'_>) -> Ro
     let _ = std::fs::remove_file(&file);
     db.execute(services, &format!("DROP TABLE {table}")).await;
     eprintln!(
-        "bench: {name}: first row after {:.2} s (start-up, group join), all rows after {seconds:.2} s",
+        "bench: [{}] {name}: first row after {:.2} s (start-up, group join), all rows after {seconds:.2} s",
+        workload.name,
         first_row.unwrap_or(seconds)
     );
     Row {
-        name: adbsink_name(db, mode, concurrency),
-        rows: n,
-        seconds,
         peak_rss_mib: Some(peak),
         first_row,
+        cpu_seconds,
+        ..Row::measured(
+            workload.name,
+            adbsink_name(db, mode, concurrency),
+            n,
+            seconds,
+        )
     }
 }
 
@@ -594,6 +838,22 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// User + system CPU seconds a process has used (utime and stime of /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let per_second: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0);
+    Some(ticks / per_second)
+}
+
 fn endpoint(url: &str) -> (String, String) {
     let after_at = url.rsplit('@').next().unwrap();
     let host_port = after_at.split('/').next().unwrap();
@@ -601,30 +861,118 @@ fn endpoint(url: &str) -> (String, String) {
     (host.to_string(), port.to_string())
 }
 
-fn report(results: &[Row], args: &Args) {
-    let find = |prefix: &str| {
+/// PostgreSQL's and MariaDB's durability settings. On: fsync, synchronous commit and full
+/// page writes (`ALTER SYSTEM`, read again until the reload took); InnoDB flushing its log at
+/// every commit. Off: back to what the dev services configure (`ALTER SYSTEM RESET`, and the
+/// test setting 0 for InnoDB). `scripts/dev-services.sh` also resets PostgreSQL's
+/// `ALTER SYSTEM` settings when it starts it, in case a run was killed.
+async fn durability(services: &Services, durable: bool) {
+    let mut pg = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+        let sql = if durable {
+            format!("ALTER SYSTEM SET {setting} = on")
+        } else {
+            format!("ALTER SYSTEM RESET {setting}")
+        };
+        sqlx::query(&sql).execute(&mut pg).await.unwrap();
+    }
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    let want = if durable { "on" } else { "off" };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A new session sees the reloaded configuration.
+        let mut check = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+        let fsync: String = sqlx::query_scalar("SHOW fsync")
+            .fetch_one(&mut check)
+            .await
+            .unwrap();
+        if fsync == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL fsync is still {fsync}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut my = sqlx::MySqlConnection::connect(&services.mysql_url)
+        .await
+        .unwrap();
+    let flush = if durable { 1 } else { 0 };
+    sqlx::query(&format!(
+        "SET GLOBAL innodb_flush_log_at_trx_commit = {flush}"
+    ))
+    .execute(&mut my)
+    .await
+    .unwrap();
+}
+
+/// The settings that decide what a commit costs, as the databases report them.
+async fn database_settings(services: &Services) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pg = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    for setting in [
+        "fsync",
+        "synchronous_commit",
+        "full_page_writes",
+        "wal_sync_method",
+        "shared_buffers",
+    ] {
+        let value: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(&mut pg)
+            .await
+            .unwrap();
+        out.push(format!("PostgreSQL {setting}={value}"));
+    }
+    let mut my = sqlx::MySqlConnection::connect(&services.mysql_url)
+        .await
+        .unwrap();
+    for variable in [
+        "innodb_flush_log_at_trx_commit",
+        "innodb_doublewrite",
+        "innodb_flush_method",
+        "innodb_buffer_pool_size",
+        "log_bin",
+    ] {
+        let value: (String, String) =
+            sqlx::query_as(&format!("SHOW GLOBAL VARIABLES LIKE '{variable}'"))
+                .fetch_one(&mut my)
+                .await
+                .unwrap();
+        out.push(format!("MariaDB {variable}={}", value.1));
+    }
+    out
+}
+
+fn report(results: &[Row], args: &Args, settings: &[String]) {
+    let find = |workload: &str, prefix: &str| {
         results
             .iter()
-            .find(|r| r.name.starts_with(prefix))
+            .find(|r| r.workload == workload && r.name.starts_with(prefix))
             .map(Row::rate)
     };
-    let broker = find("broker ceiling").unwrap_or(f64::NAN);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "\nadbsink benchmark: {} messages, {cores} cores\n",
+        "\nadbsink benchmark: {} messages per workload, {cores} cores",
         args.messages
     );
+    println!("databases: {}\n", settings.join(", "));
     println!(
-        "{:<62} {:>9} {:>8} {:>11} {:>12} {:>9} {:>12} {:>12} {:>9}",
+        "{:<8} {:<62} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "workload",
         "measurement",
         "rows/s",
         "seconds",
-        "vs ceiling",
-        "vs baseline",
+        "vs ceil.",
+        "vs base.",
         "1st row s",
-        "steady rows/s",
-        "steady vs c.",
-        "peak RSS"
+        "steady/s",
+        "st. vs c",
+        "peak RSS",
+        "CPU s/M"
     );
     let mut json_rows = Vec::new();
     for r in results {
@@ -635,8 +983,9 @@ fn report(results: &[Row], args: &Args) {
         } else {
             ""
         };
-        let db_ceiling = find(&format!("{db} ceiling"));
-        let baseline = find(&format!("{db} baseline"));
+        let broker = find(r.workload, "broker ceiling").unwrap_or(f64::NAN);
+        let db_ceiling = find(r.workload, &format!("{db} ceiling"));
+        let baseline = find(r.workload, &format!("{db} baseline"));
         let is_adbsink = r.name.starts_with("adbsink");
         let ceiling = db_ceiling.map(|c| c.min(broker));
         let vs_ceiling = ceiling.filter(|_| is_adbsink).map(|c| r.rate() / c);
@@ -644,7 +993,8 @@ fn report(results: &[Row], args: &Args) {
         let steady_vs_ceiling = ceiling.zip(r.steady_rate()).map(|(c, s)| s / c);
         let show = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or(String::new(), f);
         println!(
-            "{:<62} {:>9.0} {:>8.2} {:>11} {:>12} {:>9} {:>12} {:>12} {:>9}",
+            "{:<8} {:<62} {:>9.0} {:>8.2} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}",
+            r.workload,
             r.name,
             r.rate(),
             r.seconds,
@@ -654,21 +1004,30 @@ fn report(results: &[Row], args: &Args) {
             show(r.steady_rate(), &|v| format!("{v:.0}")),
             show(steady_vs_ceiling, &|v| format!("{v:.2}x")),
             show(r.peak_rss_mib, &|m| format!("{m:.0} MiB")),
+            show(r.cpu_per_million(), &|c| format!("{c:.2}")),
         );
         json_rows.push(json!({
-            "name": r.name, "rows": r.rows, "seconds": r.seconds, "rowsPerSecond": r.rate(),
-            "ratioToMinCeiling": vs_ceiling, "ratioToBaseline": vs_baseline, "peakRssMiB": r.peak_rss_mib,
+            "workload": r.workload, "name": r.name, "rows": r.rows, "seconds": r.seconds,
+            "rowsPerSecond": r.rate(), "ratioToMinCeiling": vs_ceiling,
+            "ratioToBaseline": vs_baseline, "peakRssMiB": r.peak_rss_mib,
             "firstRowSeconds": r.first_row, "steadyRowsPerSecond": r.steady_rate(),
             "steadyRatioToMinCeiling": steady_vs_ceiling,
+            "cpuSecondsPerMillionRows": r.cpu_per_million(),
         }));
     }
-    println!("\nvs ceiling = adbsink / min(database ceiling, broker ceiling), start to last row");
+    println!(
+        "\nvs ceil. = adbsink / min(database ceiling, broker ceiling) of the same workload, start \
+         to last row"
+    );
     println!(
         "steady = from the first committed row to the last: without process start-up and the \
-         broker's group join"
+         broker's group join; CPU s/M = user + system seconds of the runtime per million rows"
     );
     if let Some(path) = &args.json {
-        let doc = json!({"messages": args.messages, "cores": cores, "results": json_rows});
+        let doc = json!({
+            "messages": args.messages, "cores": cores, "databases": settings,
+            "durable": !args.unsafe_fast_db, "results": json_rows,
+        });
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
         eprintln!("bench: wrote {}", path.display());
     }
