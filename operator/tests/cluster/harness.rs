@@ -229,12 +229,26 @@ impl Cluster {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Deletes the namespace (and with it what the test made) and stops the operator.
+    /// Stops the operator, takes the finalizers off the sinks that are left (nothing would
+    /// remove them: the namespace would stay Terminating, and the API server and namespace
+    /// controller would keep working on it for as long as the cluster runs), and deletes the
+    /// namespace with what the test made.
     pub async fn finish(mut self) {
+        self.stop_operator();
+        if let Ok(left) = self.sinks().list(&Default::default()).await {
+            let patch =
+                kube::api::Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}}));
+            for sink in left.items {
+                let name = kube::ResourceExt::name_any(&sink);
+                let _ = self
+                    .sinks()
+                    .patch(&name, &kube::api::PatchParams::default(), &patch)
+                    .await;
+            }
+        }
         let _ = Api::<Namespace>::all(self.client.clone())
             .delete(&self.namespace, &DeleteParams::default())
             .await;
-        self.stop_operator();
     }
 
     pub fn stop_operator(&mut self) {

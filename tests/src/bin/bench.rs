@@ -22,7 +22,8 @@
 //! with durability off, for fast tests). `--quick` runs three configurations on a small N and
 //! checks row counts exactly: the CI smoke test. `--only` runs the adbsink configurations whose
 //! name contains TEXT (e.g. `"MariaDB Upsert"`, `"concurrency 6"`); `--kafka-property` passes a
-//! librdkafka setting to the runtime, for tuning. Timings are reported, never asserted.
+//! librdkafka setting to the runtime and `--write KEY=VALUE` a `spec.write` field (e.g.
+//! `maxBatchRows=20000`), for tuning. Timings are reported, never asserted.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: a panic is the report
 
@@ -40,7 +41,7 @@ use sqlx::Connection;
 
 const PARTITIONS: i32 = 12;
 const USAGE: &str = "usage: bench [--messages N] [--json FILE] [--quick] [--only TEXT] \
-                     [--workload uniform|sparse|wide] [--unsafe-fast-db] \
+                     [--workload uniform|sparse|wide] [--unsafe-fast-db] [--write KEY=VALUE]... \
                      [--kafka-property KEY=VALUE]... (details: tests/src/bin/bench.rs)";
 const BASELINE_SAMPLE: usize = 20_000;
 
@@ -52,6 +53,8 @@ struct Args {
     workload: Option<String>,
     unsafe_fast_db: bool,
     kafka_properties: Vec<String>,
+    /// spec.write overrides, for tuning: `maxBatchRows=20000`.
+    write: Vec<(String, serde_json::Value)>,
 }
 
 fn args() -> Args {
@@ -63,6 +66,7 @@ fn args() -> Args {
         workload: None,
         unsafe_fast_db: false,
         kafka_properties: Vec::new(),
+        write: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -78,6 +82,12 @@ fn args() -> Args {
             "--only" => args.only = Some(it.next().expect("--only TEXT")),
             "--workload" => args.workload = Some(it.next().expect("--workload NAME")),
             "--unsafe-fast-db" => args.unsafe_fast_db = true,
+            "--write" => {
+                let pair = it.next().expect("--write KEY=VALUE");
+                let (key, value) = pair.split_once('=').expect("--write KEY=VALUE");
+                let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+                args.write.push((key.to_string(), value));
+            }
             "--kafka-property" => args
                 .kafka_properties
                 .push(it.next().expect("--kafka-property KEY=VALUE")),
@@ -422,6 +432,15 @@ async fn main() {
     }
     let settings = database_settings(&services).await;
     eprintln!("bench: databases: {}", settings.join(", "));
+    let busy = busy_neighbours();
+    if !busy.is_empty() {
+        eprintln!(
+            "bench: warning: {} running beside the benchmark and take CPU from it (a Kubernetes \
+             control plane idles at about a quarter of a core): `bash ../shared/k8s/control-plane.sh \
+             down` first for figures worth comparing",
+            busy.join(", ")
+        );
+    }
     // Whatever happens to the measurements, the databases go back to how the tests run them.
     let measured =
         futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(measure(args, settings)))
@@ -476,6 +495,7 @@ async fn measure(args: Args, settings: Vec<String>) {
                 mode,
                 concurrency,
                 kafka_properties: &args.kafka_properties,
+                write: &args.write,
             };
             results.push(adbsink(&services, &workload, &topic, run).await);
         }
@@ -702,6 +722,7 @@ struct Run<'a> {
     mode: &'a str,
     concurrency: u32,
     kafka_properties: &'a [String],
+    write: &'a [(String, serde_json::Value)],
 }
 
 /// adbsink standalone as a separate process: from a new group (committed offset zero) to all
@@ -712,6 +733,7 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
         mode,
         concurrency,
         kafka_properties,
+        write,
     } = run;
     let n = workload.messages.len();
     let name = unique("bench-sink");
@@ -722,6 +744,13 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
     if mode == "Upsert" {
         sink.spec.write.write_mode = adbsink_crd::WriteMode::Upsert;
         sink.spec.write.primary_key = vec!["id".into()];
+    }
+    if !write.is_empty() {
+        let mut spec = serde_json::to_value(&sink.spec.write).unwrap();
+        for (key, value) in write {
+            spec[key.as_str()] = value.clone();
+        }
+        sink.spec.write = serde_json::from_value(spec).expect("--write: a spec.write field");
     }
     let file = std::env::temp_dir().join(format!("{name}.yaml"));
     std::fs::write(&file, serde_yaml::to_string(&sink).unwrap()).unwrap();
@@ -859,6 +888,25 @@ fn endpoint(url: &str) -> (String, String) {
     let host_port = after_at.split('/').next().unwrap();
     let (host, port) = host_port.rsplit_once(':').unwrap();
     (host.to_string(), port.to_string())
+}
+
+/// Processes of the local services that are not measured but share the CPU.
+fn busy_neighbours() -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("comm")).ok())
+        .map(|comm| comm.trim().to_string())
+        .filter(|comm| {
+            ["kube-apiserver", "etcd", "kube-controller"]
+                .iter()
+                .any(|k| comm.starts_with(k))
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// PostgreSQL's and MariaDB's durability settings. On: fsync, synchronous commit and full
