@@ -179,6 +179,13 @@ pub struct Provisioned {
     pub group: Option<Check>,
 }
 
+impl Provisioned {
+    /// Whether a reconcile for `fingerprint` may trust this provisioning instead of redoing it.
+    pub fn reusable(&self, fingerprint: &str, within: Duration) -> bool {
+        self.fingerprint == fingerprint && self.at.elapsed() < within
+    }
+}
+
 impl Context {
     /// The last provisioning of the sink `key`, if it was for `fingerprint` and less than
     /// `within` ago.
@@ -189,7 +196,7 @@ impl Context {
         within: Duration,
     ) -> Option<Provisioned> {
         let known = self.provisioned.lock().ok()?.get(key).cloned()?;
-        (known.fingerprint == fingerprint && known.at.elapsed() < within).then_some(known)
+        known.reusable(fingerprint, within).then_some(known)
     }
 
     pub fn mark_provisioned(&self, key: &str, provisioned: Provisioned) {
@@ -220,5 +227,29 @@ mod tests {
         let delays: Vec<u64> = (1..=8).map(|n| backoff_after(n).as_secs()).collect();
         assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300]);
         assert_eq!(backoff_after(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_provisioning_is_reused_only_for_the_same_spec_and_credentials_while_fresh() {
+        let done = |ago: Duration| Provisioned {
+            fingerprint: "3/abc".into(),
+            at: Instant::now() - ago,
+            topics: Check::ok("TopicsCreated", "ok"),
+            group: None,
+        };
+        let within = Duration::from_secs(300);
+        assert!(done(Duration::ZERO).reusable("3/abc", within));
+        assert!(
+            !done(Duration::ZERO).reusable("4/abc", within),
+            "a new generation"
+        );
+        assert!(
+            !done(Duration::ZERO).reusable("3/abd", within),
+            "new credentials or config"
+        );
+        assert!(
+            !done(Duration::from_secs(301)).reusable("3/abc", within),
+            "too old"
+        );
     }
 }
