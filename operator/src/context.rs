@@ -60,6 +60,8 @@ pub struct Context {
     sinks: Mutex<Vec<(Store<AnalyticDBSink>, watch::Receiver<bool>)>>,
 }
 
+/// How long the conflict check waits for a watch's first listing before it lists itself.
+const LISTED_WITHIN: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -92,6 +94,7 @@ impl Context {
 
     /// Every sink in the controllers' caches, once each has been filled; None when no
     /// controller runs (reconcile called directly, as the fast tests do).
+    /// None when no controller runs, or a watch has not listed within `LISTED_WITHIN`.
     pub async fn cached_sinks(&self) -> Option<Vec<AnalyticDBSink>> {
         let stores = self.sinks.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if stores.is_empty() {
@@ -102,8 +105,12 @@ impl Context {
             // Until the first full list is in, an older sink claiming the same group could be
             // missing from it. (Not `Store::wait_until_ready`: it wakes only the last of
             // several waiters, and concurrent reconciles wait together.)
-            let _ = listed.wait_for(|listed| *listed).await;
-            all.extend(store.state().iter().map(|s| s.as_ref().clone()));
+            // A watch that cannot list (RBAC missing in one namespace) must not hold every
+            // reconcile: past the bound, the caller lists from the API server instead.
+            match tokio::time::timeout(LISTED_WITHIN, listed.wait_for(|listed| *listed)).await {
+                Ok(Ok(_)) => all.extend(store.state().iter().map(|s| s.as_ref().clone())),
+                _ => return None,
+            }
         }
         Some(all)
     }

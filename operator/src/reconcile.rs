@@ -201,7 +201,12 @@ async fn pipeline(
     let provisioner = (ctx.provisioners)(&kafka::connection(sink, &resolved))?;
     let group = consumer_group(sink);
     let key = identity(sink);
-    let fingerprint = format!("{}/{config_hash}", sink.metadata.generation.unwrap_or(0));
+    // The uid too: a sink deleted without cleanup and made again is another sink.
+    let fingerprint = format!(
+        "{}/{}/{config_hash}",
+        sink.uid().unwrap_or_default(),
+        sink.metadata.generation.unwrap_or(0)
+    );
     // A refresh of a sink provisioned recently with this very spec and these credentials
     // skips the Kafka admin work: it is most of a reconcile's cost, and at rest hundreds of
     // sinks refresh every 30 s. A failure, or PROVISION_RECHECK passing, redoes it.

@@ -20,10 +20,18 @@ struct Shared {
 }
 
 /// Binds `addr`. `[::]` is the usual address, so IPv6-only clusters can probe and scrape; a
-/// kernel without IPv6 cannot bind it, and IPv4 is all there is to serve then.
+/// kernel without IPv6 cannot bind it, and IPv4 is all there is to serve then. A port in use
+/// or a privileged port is an error either way.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     match tokio::net::TcpListener::bind(addr).await {
-        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+        Err(e)
+            if addr.ip().is_unspecified()
+                && addr.is_ipv6()
+                && !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied
+                ) =>
+        {
             let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
             tracing::info!(error = %e, %addr, fallback = %v4, "cannot bind IPv6; serving IPv4 only");
             tokio::net::TcpListener::bind(v4).await

@@ -254,6 +254,19 @@ fn the_platform_may_assign_the_uids_as_openshift_requires() {
 }
 
 #[test]
+fn a_uid_from_an_openshift_range_is_passed_whole() {
+    let docs = render(&["--set", "sinkRunAsUser=1000650000"]);
+    let args = of_kind(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&json!("--sink-run-as-user=1000650000")),
+        "{args}"
+    );
+}
+
+#[test]
 fn network_policy_rbac_follows_the_option() {
     let docs = render(&["--set", "sinkNetworkPolicies.enabled=true"]);
     let main = of_kind(&docs, "ClusterRole")[0];

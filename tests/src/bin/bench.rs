@@ -17,8 +17,8 @@
 //! seconds (user + system) of the runtime per million rows, and the ratios to the ceilings.
 //!
 //! The databases are made durable for the run (PostgreSQL `fsync`, `synchronous_commit` and
-//! `full_page_writes` on; MariaDB `innodb_flush_log_at_trx_commit=1`) and put back as the tests
-//! keep them afterwards; `--unsafe-fast-db` leaves them as they are (the dev services run them
+//! `full_page_writes` on; MariaDB `innodb_flush_log_at_trx_commit=1`) and put back as they were
+//! afterwards, also after a panic or Ctrl-C; `--unsafe-fast-db` leaves them as they are (the dev services run them
 //! with durability off, for fast tests). `--quick` runs three configurations on a small N and
 //! checks row counts exactly: the CI smoke test. `--only` runs the adbsink configurations whose
 //! name contains TEXT (e.g. `"MariaDB Upsert"`, `"concurrency 6"`); `--kafka-property` passes a
@@ -426,10 +426,7 @@ fn configs(workload: &str, quick: bool) -> Vec<(Db, &'static str, u32)> {
 async fn main() {
     let args = args();
     let services = Services::from_env();
-    let durable = !args.unsafe_fast_db;
-    if durable {
-        durability(&services, true).await;
-    }
+    let durable = (!args.unsafe_fast_db).then_some(Durability::on(&services).await);
     let settings = database_settings(&services).await;
     eprintln!("bench: databases: {}", settings.join(", "));
     let busy = busy_neighbours();
@@ -441,15 +438,24 @@ async fn main() {
             busy.join(", ")
         );
     }
-    // Whatever happens to the measurements, the databases go back to how the tests run them.
+    // Whatever happens to the measurements (a panic, Ctrl-C), the databases go back to how
+    // they were.
     let measured =
-        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(measure(args, settings)))
-            .await;
-    if durable {
-        durability(&services, false).await;
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(measure(args, settings)));
+    let outcome = tokio::select! {
+        outcome = measured => Some(outcome),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Some(durable) = &durable {
+        durable.restore(&services).await;
     }
-    if let Err(panic) = measured {
-        std::panic::resume_unwind(panic);
+    match outcome {
+        Some(Ok(())) => {}
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => {
+            eprintln!("bench: interrupted; the databases' settings are restored");
+            std::process::exit(130);
+        }
     }
 }
 
@@ -909,53 +915,111 @@ fn busy_neighbours() -> Vec<String> {
     found
 }
 
-/// PostgreSQL's and MariaDB's durability settings. On: fsync, synchronous commit and full
-/// page writes (`ALTER SYSTEM`, read again until the reload took); InnoDB flushing its log at
-/// every commit. Off: back to what the dev services configure (`ALTER SYSTEM RESET`, and the
-/// test setting 0 for InnoDB). `scripts/dev-services.sh` also resets PostgreSQL's
-/// `ALTER SYSTEM` settings when it starts it, in case a run was killed.
-async fn durability(services: &Services, durable: bool) {
+const PG_DURABILITY: [&str; 3] = ["fsync", "synchronous_commit", "full_page_writes"];
+
+/// The durability settings as they were before the run, to put back after it.
+struct Durability {
+    postgres: Vec<(&'static str, String)>,
+    innodb_flush_log_at_trx_commit: String,
+}
+
+async fn pg_setting(services: &Services, setting: &str) -> String {
+    // A new session sees a reloaded configuration.
     let mut pg = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
-    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
-        let sql = if durable {
-            format!("ALTER SYSTEM SET {setting} = on")
-        } else {
-            format!("ALTER SYSTEM RESET {setting}")
-        };
-        sqlx::query(&sql).execute(&mut pg).await.unwrap();
+    sqlx::query_scalar(&format!("SHOW {setting}"))
+        .fetch_one(&mut pg)
+        .await
+        .unwrap()
+}
+
+/// Runs `sql` (ALTER SYSTEM statements), reloads, and waits until a new session sees `want`.
+async fn pg_reconfigure(services: &Services, sql: &[String], want: &[(&str, String)]) {
+    let mut pg = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    for statement in sql {
+        sqlx::query(statement).execute(&mut pg).await.unwrap();
     }
     sqlx::query("SELECT pg_reload_conf()")
         .execute(&mut pg)
         .await
         .unwrap();
-    let want = if durable { "on" } else { "off" };
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        // A new session sees the reloaded configuration.
-        let mut check = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
-        let fsync: String = sqlx::query_scalar("SHOW fsync")
-            .fetch_one(&mut check)
-            .await
-            .unwrap();
-        if fsync == want {
-            break;
+    for (setting, value) in want {
+        loop {
+            let now = pg_setting(services, setting).await;
+            if &now == value {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL {setting} is {now}, not {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "PostgreSQL fsync is still {fsync}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn innodb_flush(services: &Services, value: Option<&str>) -> String {
     let mut my = sqlx::MySqlConnection::connect(&services.mysql_url)
         .await
         .unwrap();
-    let flush = if durable { 1 } else { 0 };
-    sqlx::query(&format!(
-        "SET GLOBAL innodb_flush_log_at_trx_commit = {flush}"
-    ))
-    .execute(&mut my)
-    .await
-    .unwrap();
+    if let Some(value) = value {
+        sqlx::query(&format!(
+            "SET GLOBAL innodb_flush_log_at_trx_commit = {value}"
+        ))
+        .execute(&mut my)
+        .await
+        .unwrap();
+    }
+    let (_, now): (String, String) =
+        sqlx::query_as("SHOW GLOBAL VARIABLES LIKE 'innodb_flush_log_at_trx_commit'")
+            .fetch_one(&mut my)
+            .await
+            .unwrap();
+    now
+}
+
+impl Durability {
+    /// Records the current settings, then makes both databases durable: fsync, synchronous
+    /// commit and full page writes on (`ALTER SYSTEM`, read again until the reload took);
+    /// InnoDB flushing its log at every commit. `scripts/dev-services.sh` also clears
+    /// PostgreSQL's `ALTER SYSTEM` settings when it starts it, in case a run was killed.
+    async fn on(services: &Services) -> Self {
+        let mut postgres = Vec::new();
+        for setting in PG_DURABILITY {
+            postgres.push((setting, pg_setting(services, setting).await));
+        }
+        let before = Self {
+            postgres,
+            innodb_flush_log_at_trx_commit: innodb_flush(services, None).await,
+        };
+        let sql: Vec<String> = PG_DURABILITY
+            .iter()
+            .map(|s| format!("ALTER SYSTEM SET {s} = on"))
+            .collect();
+        let want: Vec<(&str, String)> = PG_DURABILITY.iter().map(|s| (*s, "on".into())).collect();
+        pg_reconfigure(services, &sql, &want).await;
+        innodb_flush(services, Some("1")).await;
+        before
+    }
+
+    /// Puts back what `on` found: `ALTER SYSTEM RESET` where that gives the old value back,
+    /// the old value itself otherwise.
+    async fn restore(&self, services: &Services) {
+        let reset: Vec<String> = self
+            .postgres
+            .iter()
+            .map(|(s, _)| format!("ALTER SYSTEM RESET {s}"))
+            .collect();
+        pg_reconfigure(services, &reset, &[]).await;
+        let mut set = Vec::new();
+        for (setting, value) in &self.postgres {
+            if &pg_setting(services, setting).await != value {
+                set.push(format!("ALTER SYSTEM SET {setting} = {value}"));
+            }
+        }
+        pg_reconfigure(services, &set, &self.postgres).await;
+        innodb_flush(services, Some(&self.innodb_flush_log_at_trx_commit)).await;
+    }
 }
 
 /// The settings that decide what a commit costs, as the databases report them.
