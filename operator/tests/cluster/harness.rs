@@ -77,13 +77,9 @@ impl Cluster {
                 "/../charts/adbsink-operator/crds/"
             ),
         ]);
-        cluster.kubectl_ok(&[
-            "wait",
-            "--for",
-            "condition=Established",
-            "crd/analyticdbsinks.adbsink.io",
-            "--timeout=30s",
-        ]);
+        // Polled rather than `kubectl wait`, which fails at once instead of waiting while a
+        // CRD just created has no status yet.
+        cluster.crd_established().await;
         Api::<Namespace>::all(cluster.client.clone())
             .create(
                 &PostParams::default(),
@@ -93,6 +89,33 @@ impl Cluster {
             .await
             .expect("create namespace");
         Some(cluster)
+    }
+
+    async fn crd_established(&self) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let established = crds
+                .get_opt("analyticdbsinks.adbsink.io")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|crd| crd.status?.conditions)
+                .is_some_and(|conditions| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
+            if established {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the AnalyticDBSink CRD is not Established after {LIMIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Starts (or restarts) the operator binary on this test's namespace.
