@@ -87,6 +87,30 @@ pub async fn provision(
     })
 }
 
+/// The checks a later look would make of what `topics` and `group_check` found: what this
+/// reconcile created exists from then on. A refresh that reuses a provisioning reports these.
+pub fn as_found(
+    sink: &AnalyticDBSink,
+    group: &str,
+    topics: Check,
+    group_check: Option<Check>,
+) -> (Check, Option<Check>) {
+    let topics = if topics.reason == reason::TOPICS_CREATED {
+        let total = InternalTopic::resolve_all(&sink.name_any(), &sink.spec.runtime).len();
+        topics_check(&TopicsReport::default(), total)
+    } else {
+        topics
+    };
+    let group_check = group_check.map(|check| {
+        if check.reason == reason::GROUP_CREATED {
+            self::group_check(GroupState::Exists, group)
+        } else {
+            check
+        }
+    });
+    (topics, group_check)
+}
+
 /// What the topic report means for `TopicsReady`, naming each topic and its problem.
 pub fn topics_check(report: &TopicsReport, total: usize) -> Check {
     if report.problems.is_empty() {
@@ -282,5 +306,25 @@ mod tests {
             kept,
             vec!["s-sink-a-0".to_string(), "s-sink-a-1".to_string()]
         );
+    }
+
+    #[test]
+    fn what_was_created_is_reported_as_existing_on_the_next_look() {
+        let sink = crate::build::testing::sink("orders");
+        let created = topics_check(
+            &TopicsReport {
+                created: vec!["connect-offset-orders".into()],
+                problems: vec![],
+            },
+            4,
+        );
+        let (topics, group) = as_found(
+            &sink,
+            "connect-orders",
+            created,
+            Some(group_check(GroupState::Created, "connect-orders")),
+        );
+        assert_eq!(topics.reason, reason::TOPICS_EXIST);
+        assert_eq!(group.map(|g| g.reason), Some(reason::GROUP_EXISTS));
     }
 }

@@ -244,13 +244,14 @@ async fn pipeline(
             kafka::publish_config(&provisioner, sink, &record).await?;
             ctx.config_published(&key, config_json.clone());
         }
+        let (topics, group_found) = kafka::as_found(sink, &group, provisioned.topics, group_check);
         ctx.mark_provisioned(
             &key,
             Provisioned {
                 fingerprint,
                 at: Instant::now(),
-                topics: provisioned.topics,
-                group: group_check,
+                topics,
+                group: group_found,
             },
         );
     }
