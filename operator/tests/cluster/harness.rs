@@ -94,28 +94,19 @@ impl Cluster {
     async fn crd_established(&self) {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let established = crds
+        eventually(self, "the AnalyticDBSink CRD Established", || async {
+            let conditions = crds
                 .get_opt("analyticdbsinks.adbsink.io")
                 .await
-                .ok()
-                .flatten()
-                .and_then(|crd| crd.status?.conditions)
-                .is_some_and(|conditions| {
-                    conditions
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                });
-            if established {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the AnalyticDBSink CRD is not Established after {LIMIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                .ok()??
+                .status?
+                .conditions?;
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
     }
 
     /// Starts (or restarts) the operator binary on this test's namespace.
@@ -139,11 +130,6 @@ impl Cluster {
     /// The POD_NAME the test's operator runs with.
     pub fn pod_name(&self) -> String {
         format!("{}-operator-0", self.namespace)
-    }
-
-    /// Kills the operator with SIGKILL: no shutdown, no Lease release, reconciles cut short.
-    pub fn kill_operator(&mut self) {
-        self.stop_operator();
     }
 
     /// Runs `kubectl adbsink` (the plugin binary) in the test's namespace; must succeed.
@@ -274,6 +260,7 @@ impl Cluster {
             .await;
     }
 
+    /// Kills the operator with SIGKILL: no shutdown, no Lease release, reconciles cut short.
     pub fn stop_operator(&mut self) {
         if let Some(mut child) = self.operator.take() {
             let _ = child.kill();
@@ -305,16 +292,7 @@ impl Cluster {
 
 /// A counter or gauge from an operator's /metrics on `port`; None while it does not answer.
 pub async fn metric_at(port: u16, name: &str) -> Option<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
+    let response = http_get(&format!("127.0.0.1:{port}"), "/metrics").await?;
     response.lines().find_map(|line| {
         line.strip_prefix(name)?
             .strip_prefix(' ')?
@@ -322,6 +300,17 @@ pub async fn metric_at(port: u16, name: &str) -> Option<f64> {
             .parse()
             .ok()
     })
+}
+
+/// The whole HTTP/1.1 response (status line included) to a GET of `path` at `address`.
+pub async fn http_get(address: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
 }
 
 /// A name unique to this process and call, valid as a namespace and a sink name.

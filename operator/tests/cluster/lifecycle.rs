@@ -221,7 +221,7 @@ async fn a_sink_from_apply_to_scale_drift_and_an_operator_killed_midway() {
     .await;
 
     // SIGKILL, a change while no operator runs, a restart: it converges.
-    cluster.kill_operator();
+    cluster.stop_operator();
     cluster.plugin(&["scale", &name, "--concurrency", "3"]);
     cluster.start_operator();
     replicas_become(&cluster, &name, 1).await;

@@ -6,18 +6,9 @@
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use crate::harness::{
-    Cluster, Password, apply_new_sink, create_password_secret, eventually, free_port, manifest,
+    Cluster, Password, apply_new_sink, create_password_secret, eventually, free_port, http_get,
+    manifest,
 };
-
-async fn get(address: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    Some(response)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turning_network_policies_off_removes_the_ones_the_operator_made() {
@@ -87,7 +78,7 @@ async fn health_endpoints_on_the_unspecified_ipv6_address_answer_both_families()
     );
     for address in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
         eventually(&cluster, &format!("/readyz 200 on {address}"), || async {
-            get(&address, "/readyz")
+            http_get(&address, "/readyz")
                 .await?
                 .starts_with("HTTP/1.1 200")
                 .then_some(())
