@@ -44,6 +44,10 @@ use crate::status::AnalyticDBSinkStatus;
 #[x_kube(validation = Rule::new("!has(self.write) || !has(self.write.writeMode) || self.write.writeMode != 'Upsert' || (has(self.write.primaryKey) && size(self.write.primaryKey) > 0)").message("write.primaryKey is required when writeMode is Upsert"))]
 #[x_kube(validation = Rule::new("self.destination.instanceType != 'AnalyticDBForMySQL' || !has(self.write) || !has(self.write.maxBatchBytes) || self.write.maxBatchBytes <= 16777216").message("write.maxBatchBytes must be at most 16 MiB for AnalyticDBForMySQL"))]
 #[x_kube(validation = Rule::new("self.destination.instanceType == 'AnalyticDBForPostgreSQL' || !has(self.write) || !has(self.write.exactlyOnce) || !self.write.exactlyOnce").message("write.exactlyOnce is supported on AnalyticDBForPostgreSQL only"))]
+#[x_kube(validation = Rule::new("!has(self.write) || !((has(self.write.deletes) && self.write.deletes == 'Apply') || (!has(self.write.deletes) && has(self.write.format) && self.write.format != 'Json')) || (has(self.write.writeMode) && self.write.writeMode == 'Upsert')").message("write.deletes Apply needs writeMode Upsert (DebeziumJson and CanalJson apply deletes unless deletes is Ignore)"))]
+#[x_kube(validation = Rule::new("!has(self.write) || !has(self.write.primaryKeySource) || self.write.primaryKeySource != 'Key' || (has(self.write.writeMode) && self.write.writeMode == 'Upsert')").message("write.primaryKeySource Key needs writeMode Upsert"))]
+#[x_kube(validation = Rule::new("!has(self.write) || !has(self.write.primaryKeySource) || self.write.primaryKeySource != 'Key' || !has(self.write.format) || self.write.format != 'CanalJson'").message("write.primaryKeySource Key does not apply to CanalJson: each row of a Canal message carries its own key"))]
+#[x_kube(validation = Rule::new("!has(self.write) || !has(self.write.sourceTable) || (has(self.write.format) && self.write.format != 'Json')").message("write.sourceTable applies to DebeziumJson and CanalJson only"))]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyticDBSinkSpec {
     /// The Kafka topic to read and how to reach its brokers.
@@ -400,6 +404,75 @@ pub struct WriteSpec {
     /// skipped and the consumer seeks past them), so no message is written twice.
     #[serde(default)]
     pub exactly_once: bool,
+    /// What a message value holds.
+    /// Json (default): a flat object, each key a column, e.g. {"id": 1, "name": "a"}.
+    /// DebeziumJson: a Debezium change event, with or without the schema/payload wrapper, e.g.
+    /// {"op": "u", "before": {"id": 1, "name": "a"}, "after": {"id": 1, "name": "b"},
+    /// "source": {"table": "orders"}}; op c, r and u write `after`, d deletes `before`'s key,
+    /// t (truncate) and schema-change events are skipped and counted, and an update whose key
+    /// changed deletes the old row.
+    /// CanalJson: Canal's flat message, e.g. {"type": "UPDATE", "table": "orders", "isDdl":
+    /// false, "pkNames": ["id"], "data": [{"id": "1", "name": "b"}], "old": [{"name": "a"}]};
+    /// INSERT and UPDATE write each row of `data`, DELETE deletes each row's key, an `old`
+    /// holding a key column deletes the old row first, DDL (isDdl) is skipped and counted.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub format: MessageFormat,
+    /// Upsert: where the primary key columns are read. Value (default): from the message value
+    /// (for DebeziumJson, from `after`, or `before` for a delete). Key: from the record key, a
+    /// JSON object such as {"id": 1} (with or without Debezium's schema/payload wrapper), or a
+    /// bare JSON number or string for a one-column key, as Kafka Connect's pk.mode=record_key;
+    /// the key's values override the value's.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub primary_key_source: PrimaryKeySource,
+    /// Apply: a delete event (DebeziumJson op d, CanalJson DELETE) deletes the row of its key;
+    /// with Json, a tombstone (null value with a key such as {"id": 1}) deletes the row of its
+    /// key. Needs writeMode Upsert. Ignore: deletes and tombstones are skipped and counted
+    /// (adbsink_skipped_total). Default: Apply for DebeziumJson and CanalJson, Ignore for Json.
+    /// Whatever the batch boundaries, each key ends in the state of its last event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletes: Option<Deletes>,
+    /// DebeziumJson and CanalJson: the source table whose change events this sink applies, as
+    /// `table` or `database.table` (`schema.table` for PostgreSQL sources); events of other
+    /// tables are skipped and counted. `*` applies every table's events. Default: the
+    /// destination table's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub source_table: Option<String>,
+}
+
+impl WriteSpec {
+    /// Whether delete events and tombstones delete rows.
+    pub fn deletes(&self) -> Deletes {
+        self.deletes.unwrap_or(match self.format {
+            MessageFormat::Json => Deletes::Ignore,
+            MessageFormat::DebeziumJson | MessageFormat::CanalJson => Deletes::Apply,
+        })
+    }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MessageFormat {
+    #[default]
+    Json,
+    DebeziumJson,
+    CanalJson,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrimaryKeySource {
+    #[default]
+    Value,
+    Key,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletes {
+    Ignore,
+    Apply,
 }
 
 impl Default for WriteSpec {
@@ -412,6 +485,10 @@ impl Default for WriteSpec {
             max_batch_bytes: default_max_batch_bytes(),
             linger_ms: default_linger_ms(),
             exactly_once: false,
+            format: MessageFormat::default(),
+            primary_key_source: PrimaryKeySource::default(),
+            deletes: None,
+            source_table: None,
         }
     }
 }

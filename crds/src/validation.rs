@@ -277,6 +277,38 @@ fn write(write: &WriteSpec, instance: InstanceType, errors: &mut Vec<FieldError>
             format!("must be at most {MAX_LINGER_MS}"),
         ));
     }
+    let upsert = write.write_mode == WriteMode::Upsert;
+    if write.deletes() == Deletes::Apply && !upsert {
+        errors.push(FieldError::new(
+            "spec.write.deletes",
+            "Apply needs writeMode Upsert (DebeziumJson and CanalJson apply deletes unless deletes is Ignore)",
+        ));
+    }
+    if write.primary_key_source == PrimaryKeySource::Key {
+        if !upsert {
+            errors.push(FieldError::new(
+                "spec.write.primaryKeySource",
+                "Key needs writeMode Upsert",
+            ));
+        }
+        if write.format == MessageFormat::CanalJson {
+            errors.push(FieldError::new(
+                "spec.write.primaryKeySource",
+                "Key does not apply to CanalJson: each row of a Canal message carries its own key",
+            ));
+        }
+    }
+    match &write.source_table {
+        Some(_) if write.format == MessageFormat::Json => errors.push(FieldError::new(
+            "spec.write.sourceTable",
+            "applies to DebeziumJson and CanalJson only",
+        )),
+        Some(table) if table.is_empty() || table.len() > 256 => errors.push(FieldError::new(
+            "spec.write.sourceTable",
+            "must be 1-256 characters",
+        )),
+        _ => {}
+    }
     if write.exactly_once && instance != InstanceType::AnalyticDBForPostgreSQL {
         errors.push(FieldError::new(
             "spec.write.exactlyOnce",

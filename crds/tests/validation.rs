@@ -130,6 +130,41 @@ fn cases() -> Vec<Case> {
             field: "spec.write.exactlyOnce",
             cel_message: Some("write.exactlyOnce is supported on AnalyticDBForPostgreSQL only"),
         },
+        Case {
+            what: "DebeziumJson in Insert mode (deletes default to Apply)",
+            path: "spec.write",
+            value: json!({"format": "DebeziumJson"}),
+            field: "spec.write.deletes",
+            cel_message: Some("write.deletes Apply needs writeMode Upsert"),
+        },
+        Case {
+            what: "Json tombstones applied in Insert mode",
+            path: "spec.write",
+            value: json!({"deletes": "Apply"}),
+            field: "spec.write.deletes",
+            cel_message: Some("write.deletes Apply needs writeMode Upsert"),
+        },
+        Case {
+            what: "primary key from the record key in Insert mode",
+            path: "spec.write",
+            value: json!({"primaryKeySource": "Key"}),
+            field: "spec.write.primaryKeySource",
+            cel_message: Some("write.primaryKeySource Key needs writeMode Upsert"),
+        },
+        Case {
+            what: "CanalJson with the key from the record key",
+            path: "spec.write",
+            value: json!({"format": "CanalJson", "writeMode": "Upsert", "primaryKey": ["id"], "primaryKeySource": "Key"}),
+            field: "spec.write.primaryKeySource",
+            cel_message: Some("write.primaryKeySource Key does not apply to CanalJson"),
+        },
+        Case {
+            what: "sourceTable with Json",
+            path: "spec.write",
+            value: json!({"sourceTable": "orders"}),
+            field: "spec.write.sourceTable",
+            cel_message: Some("write.sourceTable applies to DebeziumJson and CanalJson only"),
+        },
     ]
 }
 

@@ -12,7 +12,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Executor, Row as _};
 
-use crate::coalesce::coalesce;
+use crate::change::Change;
+use crate::coalesce::{Plan, plan};
 use crate::decode::Row;
 use crate::dialect::{Dialect, MYSQL_MAX_STATEMENT_BYTES, Statement};
 use crate::secret::Secret;
@@ -224,26 +225,28 @@ impl Database {
         }
     }
 
-    /// Writes rows in one transaction: all of them or none. Upsert rows of one key are merged
-    /// in order first ([`coalesce`]).
+    /// Writes changes in one transaction: all of them or none. Upsert changes of one key are
+    /// folded in order first ([`plan`]): its delete, if any, then the row it comes to.
     pub async fn write(
         &self,
         table: &Table,
-        rows: &[&Row<'_>],
+        changes: &[&Change<'_>],
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
-        let merged;
-        let rows: Vec<&Row<'_>> = if mode == WriteMode::Upsert {
-            merged = coalesce(rows, primary_key);
-            merged.iter().map(AsRef::as_ref).collect()
+        let key = if mode == WriteMode::Upsert {
+            primary_key
         } else {
-            rows.to_vec()
+            &[]
         };
+        let plan = plan(changes, key);
+        let rows: Vec<&Row<'_>> = plan.rows.iter().map(AsRef::as_ref).collect();
         let result = match &self.pool {
             Pool::Postgres(pool) => match mode {
                 WriteMode::Insert => copy_in_transaction(pool, table, &rows).await,
-                WriteMode::Upsert => upsert_staged(pool, table, &rows, primary_key).await,
+                WriteMode::Upsert => {
+                    upsert_staged(pool, table, &plan.deletes, &rows, primary_key).await
+                }
             },
             Pool::MySql(pool) => {
                 let max_bytes = self.max_statement_bytes.load(Ordering::Relaxed);
@@ -258,7 +261,7 @@ impl Database {
                          ({max_bytes} bytes per statement)",
                         crate::dialect::statement_bytes(row)
                     );
-                    return Err(if rows.len() == 1 {
+                    return Err(if changes.len() == 1 {
                         WriteError::Rejected {
                             message,
                             sql_state: None,
@@ -267,9 +270,16 @@ impl Database {
                         WriteError::TooLarge(message)
                     });
                 }
-                let statements =
+                let mut statements =
                     self.dialect
-                        .statements(table, &rows, mode, primary_key, max_bytes);
+                        .deletes(table, &plan.deletes, primary_key, max_bytes);
+                statements.extend(self.dialect.statements(
+                    table,
+                    &rows,
+                    mode,
+                    primary_key,
+                    max_bytes,
+                ));
                 match mysql_in_transaction(pool, statements).await {
                     Err((e, bytes)) if is_too_large(&e) => {
                         // Learn the server's limit instead of failing every batch again.
@@ -387,10 +397,17 @@ impl Session {
     pub async fn write(
         &self,
         table: &Table,
-        rows: &[&Row<'_>],
+        changes: &[&Change<'_>],
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
+        let key = if mode == WriteMode::Upsert {
+            primary_key
+        } else {
+            &[]
+        };
+        let Plan { deletes, rows } = plan(changes, key);
+        let rows: Vec<&Row<'_>> = rows.iter().map(AsRef::as_ref).collect();
         let mut tx = self.tx.lock().await;
         let conn: &mut sqlx::PgConnection = &mut tx;
         let restart = |e: &sqlx::Error| match classify(e) {
@@ -402,12 +419,17 @@ impl Session {
             .await
             .map_err(|e| restart(&e))?;
         let result = match mode {
-            WriteMode::Insert => copy_rows(&mut *conn, table, rows).await,
+            WriteMode::Insert => copy_rows(&mut *conn, table, &rows).await,
             WriteMode::Upsert => {
-                let merged = coalesce(rows, primary_key);
-                let rows: Vec<&Row<'_>> = merged.iter().map(AsRef::as_ref).collect();
-                let statements =
-                    Dialect::Postgres.statements(table, &rows, mode, primary_key, usize::MAX);
+                let mut statements =
+                    Dialect::Postgres.deletes(table, &deletes, primary_key, usize::MAX);
+                statements.extend(Dialect::Postgres.statements(
+                    table,
+                    &rows,
+                    mode,
+                    primary_key,
+                    usize::MAX,
+                ));
                 let mut result = Ok(());
                 for st in statements {
                     let mut query = sqlx::query(&st.sql);
@@ -519,10 +541,21 @@ async fn copy_in(
 async fn upsert_staged(
     pool: &PgPool,
     table: &Table,
+    deletes: &[&Row<'_>],
     rows: &[&Row<'_>],
     primary_key: &[usize],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    for statement in Dialect::Postgres.deletes(table, deletes, primary_key, usize::MAX) {
+        let mut query = sqlx::query(&statement.sql).persistent(false);
+        for param in statement.params {
+            query = query.bind(param);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    if rows.is_empty() {
+        return tx.commit().await;
+    }
     let create = crate::dialect::create_stage(table);
     sqlx::query(&create)
         .persistent(false)

@@ -45,7 +45,7 @@ impl<'a> Row<'a> {
     }
 
     /// Adds a value; [`Row::finish`] orders the row and settles columns set twice.
-    fn push(&mut self, column: usize, value: Option<&str>) {
+    pub(crate) fn push(&mut self, column: usize, value: Option<&str>) {
         let span = value.map(|v| self.slice_of_source(v).unwrap_or_else(|| self.append(v)));
         self.cells.push((column, span));
     }
@@ -66,7 +66,7 @@ impl<'a> Row<'a> {
 
     /// Puts the cells in column order; a column set twice keeps its later value, as a JSON
     /// object does. The sort is stable, so of equal columns the later one comes last.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.cells.sort_by_key(|(c, _)| *c);
         self.cells.dedup_by(|later, kept| {
             later.0 == kept.0 && {
@@ -163,6 +163,11 @@ pub enum DecodeError {
     MissingKey(String),
     /// Upsert: this primary key column is null.
     NullKey(String),
+    /// A change event (DebeziumJson, CanalJson) whose envelope is not what its format says:
+    /// no op, an unknown op, no row image, `data` not an array, no key.
+    Malformed(String),
+    /// The record key cannot give the primary key (`primaryKeySource: Key`, tombstones).
+    InvalidKey(String),
 }
 
 impl DecodeError {
@@ -177,6 +182,8 @@ impl DecodeError {
             Self::NoColumns => "NoColumns",
             Self::MissingKey(_) => "MissingKey",
             Self::NullKey(_) => "NullKey",
+            Self::Malformed(_) => "MalformedChangeEvent",
+            Self::InvalidKey(_) => "InvalidKey",
         }
     }
 
@@ -206,6 +213,8 @@ impl fmt::Display for DecodeError {
                 )
             }
             Self::NullKey(column) => write!(f, "primary key column {column:?} is null (Upsert)"),
+            Self::Malformed(reason) => write!(f, "malformed change event: {reason}"),
+            Self::InvalidKey(reason) => write!(f, "record key: {reason}"),
         }
     }
 }
@@ -221,6 +230,16 @@ pub fn decode<'a>(
         .filter(|p| !p.is_empty())
         .ok_or(DecodeError::Empty)?;
     let text = std::str::from_utf8(payload).map_err(|e| DecodeError::NotUtf8(e.to_string()))?;
+    decode_object(text, table, unknown, instance)
+}
+
+/// Decodes one JSON object (a message value, or an object inside one) against the table.
+pub fn decode_object<'a>(
+    text: &'a str,
+    table: &Table,
+    unknown: UnknownFields,
+    instance: InstanceType,
+) -> Result<Row<'a>, DecodeError> {
     if text.trim_start().as_bytes().first() != Some(&b'{') {
         return Err(not_an_object(text));
     }
@@ -262,7 +281,7 @@ pub fn check_key(row: &Row<'_>, table: &Table, primary_key: &[usize]) -> Result<
 }
 
 /// Why a value that does not start with `{` is no row.
-fn not_an_object(text: &str) -> DecodeError {
+pub(crate) fn not_an_object(text: &str) -> DecodeError {
     let raw: &RawValue = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(e) => return DecodeError::InvalidJson(e.to_string()),
@@ -340,7 +359,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 }
 
 /// The text the database parses for one JSON value (already validated by the parser).
-fn value_text(
+pub(crate) fn value_text(
     raw: &str,
     instance: InstanceType,
 ) -> Result<Option<Cow<'_, str>>, serde_json::Error> {

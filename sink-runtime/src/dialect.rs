@@ -186,6 +186,102 @@ impl Dialect {
         Statement { sql, params }
     }
 
+    /// Statements deleting the rows of the keys `keys` carry (their other columns are
+    /// ignored), within the parameter count and, on MySQL, `max_bytes`. MySQL: `DELETE … WHERE
+    /// (k1, k2) IN ((?, ?), …)`; PostgreSQL: `DELETE … USING (VALUES …)`, a join on the key.
+    pub fn deletes<'a>(
+        self,
+        table: &Table,
+        keys: &[&'a Row<'a>],
+        primary_key: &[usize],
+        max_bytes: usize,
+    ) -> Vec<Statement<'a>> {
+        let width = primary_key.len().max(1);
+        let per_statement = (self.max_params() / width).max(1);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < keys.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < keys.len() && end - start < per_statement {
+                let key_bytes: usize = primary_key
+                    .iter()
+                    .map(|c| keys[end].get(*c).flatten().map_or(4, str::len) + PARAM_OVERHEAD)
+                    .sum();
+                if end > start && self == Self::MySql && bytes + key_bytes > max_bytes {
+                    break;
+                }
+                bytes += key_bytes;
+                end += 1;
+            }
+            out.push(self.delete(table, &keys[start..end], primary_key));
+            start = end;
+        }
+        out
+    }
+
+    fn delete<'a>(
+        self,
+        table: &Table,
+        keys: &[&'a Row<'a>],
+        primary_key: &[usize],
+    ) -> Statement<'a> {
+        let names: Vec<String> = primary_key
+            .iter()
+            .map(|c| self.quote(&table.columns[*c].name))
+            .collect();
+        let mut params = Vec::with_capacity(keys.len() * primary_key.len());
+        let mut sql = match self {
+            Self::MySql if names.len() == 1 => {
+                format!(
+                    "DELETE FROM {} WHERE {} IN (",
+                    self.table_name(table),
+                    names[0]
+                )
+            }
+            Self::MySql => format!(
+                "DELETE FROM {} WHERE ({}) IN (",
+                self.table_name(table),
+                names.join(", ")
+            ),
+            Self::Postgres => format!(
+                "DELETE FROM {} AS adbsink_target USING (VALUES ",
+                self.table_name(table)
+            ),
+        };
+        let tuple = self == Self::Postgres || names.len() > 1;
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            if tuple {
+                sql.push('(');
+            }
+            for (j, column) in primary_key.iter().enumerate() {
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                params.push(key.get(*column).flatten());
+                self.placeholder(&mut sql, params.len(), table, *column);
+            }
+            if tuple {
+                sql.push(')');
+            }
+        }
+        sql.push(')');
+        if self == Self::Postgres {
+            sql.push_str(&format!(" AS adbsink_keys ({}) WHERE ", names.join(", ")));
+            sql.push_str(
+                &names
+                    .iter()
+                    .map(|n| format!("adbsink_target.{n} = adbsink_keys.{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            );
+        }
+        Statement { sql, params }
+    }
+
     fn placeholder(self, sql: &mut String, n: usize, table: &Table, column: usize) {
         match self {
             Self::MySql => sql.push('?'),
@@ -404,6 +500,59 @@ mod tests {
 
     fn row(values: &[(usize, Option<&str>)]) -> Row<'static> {
         values.iter().copied().collect()
+    }
+
+    #[test]
+    fn deletes_match_whole_keys_with_every_value_bound() {
+        let t = table();
+        let a = row(&[(0, Some("1")), (1, Some("x")), (2, Some("ignored"))]);
+        let b = row(&[(0, Some("2")), (1, Some("y"))]);
+        let mysql = Dialect::MySql.deletes(&t, &[&a, &b], &[0], usize::MAX);
+        assert_eq!(mysql.len(), 1);
+        assert_eq!(mysql[0].sql, "DELETE FROM `s`.`t` WHERE `id` IN (?, ?)");
+        assert_eq!(mysql[0].params, vec![Some("1"), Some("2")]);
+        let composite = Dialect::MySql.deletes(&t, &[&a, &b], &[0, 1], usize::MAX);
+        assert_eq!(
+            composite[0].sql,
+            "DELETE FROM `s`.`t` WHERE (`id`, `na\"me```) IN ((?, ?), (?, ?))"
+        );
+        assert_eq!(
+            composite[0].params,
+            vec![Some("1"), Some("x"), Some("2"), Some("y")]
+        );
+        let pg = Dialect::Postgres.deletes(&t, &[&a, &b], &[0, 1], usize::MAX);
+        assert_eq!(
+            pg[0].sql,
+            "DELETE FROM \"s\".\"t\" AS adbsink_target USING (VALUES ($1::\"pg_catalog\".\"int4\", \
+             $2::\"pg_catalog\".\"text\"), ($3::\"pg_catalog\".\"int4\", $4::\"pg_catalog\".\"text\")) \
+             AS adbsink_keys (\"id\", \"na\"\"me`\") WHERE adbsink_target.\"id\" = adbsink_keys.\"id\" \
+             AND adbsink_target.\"na\"\"me`\" = adbsink_keys.\"na\"\"me`\""
+        );
+    }
+
+    #[test]
+    fn deletes_split_at_the_parameter_and_packet_limits() {
+        let t = table();
+        let ids: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        let rows: Vec<Row<'_>> = ids
+            .iter()
+            .map(|i| row(&[(0, Some(i.as_str())), (1, Some(i.as_str()))]))
+            .collect();
+        let refs: Vec<&Row<'_>> = rows.iter().collect();
+        let by_params = Dialect::MySql.deletes(&t, &refs, &[0, 1], usize::MAX);
+        assert_eq!(
+            by_params.len(),
+            5,
+            "2,048 two-column keys per 4,096 parameters"
+        );
+        assert!(by_params.iter().all(|s| s.params.len() <= MYSQL_MAX_PARAMS));
+        let by_bytes = Dialect::MySql.deletes(&t, &refs, &[0], 1_000);
+        assert!(by_bytes.len() > 100);
+        assert_eq!(
+            by_bytes.iter().map(|s| s.params.len()).sum::<usize>(),
+            10_000
+        );
+        assert_eq!(Dialect::Postgres.deletes(&t, &refs, &[0, 1], 0).len(), 1);
     }
 
     #[test]

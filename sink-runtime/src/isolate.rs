@@ -1,12 +1,12 @@
 //! Writing a batch so that one bad row cannot hold back the good ones: a run the database
 //! rejects is split in halves, left half first, until every rejected row stands alone.
 
+use crate::change::Change;
 use crate::database::WriteError;
-use crate::decode::Row;
 
 /// Where rows go; the real one is the database, tests use a fake.
 pub trait RowWriter {
-    fn write(&self, rows: &[&Row<'_>]) -> impl Future<Output = Result<(), WriteError>> + Send;
+    fn write(&self, rows: &[&Change<'_>]) -> impl Future<Output = Result<(), WriteError>> + Send;
     /// Waits before retrying after a transient error; false means give up (shutting down).
     fn backoff(&self, attempt: u32, error: &WriteError) -> impl Future<Output = bool> + Send;
 }
@@ -34,7 +34,7 @@ pub enum Interrupted {
 /// end (until shutdown); every run is one transaction, so a retried run is never half-written.
 pub async fn write_isolating<W: RowWriter>(
     writer: &W,
-    rows: &[&Row<'_>],
+    rows: &[&Change<'_>],
     stop_at_first: bool,
 ) -> Result<Isolation, Interrupted> {
     let mut out = Isolation::default();
@@ -112,7 +112,7 @@ mod tests {
     }
 
     impl RowWriter for Fake {
-        async fn write(&self, rows: &[&Row<'_>]) -> Result<(), WriteError> {
+        async fn write(&self, rows: &[&Change<'_>]) -> Result<(), WriteError> {
             *self.calls.lock().unwrap() += 1;
             let mut outages = self.outages.lock().unwrap();
             if *outages > 0 {
@@ -121,7 +121,7 @@ mod tests {
             }
             let values: Vec<String> = rows
                 .iter()
-                .map(|r| r.get(0).flatten().unwrap_or_default().to_string())
+                .map(|c| c.row.get(0).flatten().unwrap_or_default().to_string())
                 .collect();
             if values.iter().any(|v| v.starts_with("bad")) {
                 return Err(WriteError::Rejected {
@@ -138,17 +138,20 @@ mod tests {
         }
     }
 
-    fn rows(values: &[&str]) -> Vec<Row<'static>> {
+    fn rows(values: &[&str]) -> Vec<Change<'static>> {
         values
             .iter()
-            .map(|v| [(0, Some(*v))].into_iter().collect())
+            .map(|v| Change {
+                op: crate::change::Op::Write,
+                row: [(0, Some(*v))].into_iter().collect(),
+            })
             .collect()
     }
 
     #[tokio::test]
     async fn continue_writes_every_good_row_and_isolates_each_bad_one() {
         let rows = rows(&["a", "bad1", "b", "c", "d", "bad2", "e"]);
-        let refs: Vec<&Row<'_>> = rows.iter().collect();
+        let refs: Vec<&Change<'_>> = rows.iter().collect();
         let fake = Fake::new(0);
         let out = write_isolating(&fake, &refs, false).await.unwrap();
         assert_eq!(
@@ -164,7 +167,7 @@ mod tests {
     #[tokio::test]
     async fn stop_writes_exactly_the_rows_before_the_first_bad_one() {
         let rows = rows(&["a", "b", "c", "bad1", "d", "bad2"]);
-        let refs: Vec<&Row<'_>> = rows.iter().collect();
+        let refs: Vec<&Change<'_>> = rows.iter().collect();
         let fake = Fake::new(0);
         let out = write_isolating(&fake, &refs, true).await.unwrap();
         assert_eq!(
@@ -178,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn transient_errors_are_retried_without_losing_or_rejecting_rows() {
         let rows = rows(&["a", "b"]);
-        let refs: Vec<&Row<'_>> = rows.iter().collect();
+        let refs: Vec<&Change<'_>> = rows.iter().collect();
         let fake = Fake::new(3);
         let out = write_isolating(&fake, &refs, false).await.unwrap();
         assert_eq!(out, Isolation::default());

@@ -12,6 +12,7 @@ pub use error::{Error, Result};
 pub use kafka::KafkaConnection;
 pub use secret::Secret;
 pub mod batch;
+pub mod change;
 pub mod coalesce;
 pub mod database;
 pub mod deadletter;

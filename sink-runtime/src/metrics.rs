@@ -22,6 +22,7 @@ pub struct Metrics {
     pub consumed: Counter,
     pub written: Counter,
     pub failed: Family<ReasonLabel, Counter>,
+    pub skipped: Family<ReasonLabel, Counter>,
     pub retries: Counter,
     pub batch_rows: Histogram,
     pub write_seconds: Histogram,
@@ -42,6 +43,7 @@ impl Metrics {
             consumed: Counter::default(),
             written: Counter::default(),
             failed: Family::default(),
+            skipped: Family::default(),
             retries: Counter::default(),
             batch_rows: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             write_seconds: Histogram::new(exponential_buckets(0.001, 2.5, 14)),
@@ -62,6 +64,11 @@ impl Metrics {
             "records_failed",
             "Messages sent to the dead-letter or error topic, by reason",
             m.failed.clone(),
+        );
+        root.register(
+            "records_skipped",
+            "Records that change nothing (tombstones, ignored deletes, other tables, DDL), by reason",
+            m.skipped.clone(),
         );
         root.register(
             "write_retries",

@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::batch::{Batch, Limits, next_offsets};
+use crate::change::{Change, Decoded, Reader, Skip};
 use crate::database::{Session, WriteError};
 use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, too_large, unacknowledged};
-use crate::decode::{DecodeError, Row, check_key, decode};
+use crate::decode::DecodeError;
 use crate::dispatch::{Event, GroupConsumer, sleep_until};
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
 use crate::metrics::ReasonLabel;
@@ -350,17 +351,23 @@ async fn resolve(
                 continue;
             }
         };
-        let decoded: Vec<Result<Row, DecodeError>> = messages
+        let write = &shared.spec.write;
+        let reader = Reader {
+            table: &table,
+            format: write.format,
+            key_source: write.primary_key_source,
+            deletes: write.deletes(),
+            unknown: write.unknown_fields,
+            instance: shared.spec.destination.instance_type,
+            primary_key: &writer.primary_key,
+            source_table: write
+                .source_table
+                .as_deref()
+                .unwrap_or(&shared.spec.destination.table),
+        };
+        let decoded: Vec<Result<Decoded, DecodeError>> = messages
             .iter()
-            .map(|m| {
-                decode(
-                    m.payload(),
-                    &table,
-                    shared.spec.write.unknown_fields,
-                    shared.spec.destination.instance_type,
-                )
-                .and_then(|row| check_key(&row, &table, &writer.primary_key).map(|()| row))
-            })
+            .map(|m| reader.read(m.key(), m.payload()))
             .collect();
         // A key the cached table lacks may be a column added since: look once more.
         if !refreshed
@@ -383,12 +390,19 @@ async fn resolve(
         } else {
             decoded.len()
         };
-        let good: Vec<(usize, &Row)> = decoded[..limit]
+        // Each change with the index of its message: a message may carry several.
+        let good: Vec<(usize, &Change)> = decoded[..limit]
             .iter()
             .enumerate()
-            .filter_map(|(i, d)| d.as_ref().ok().map(|row| (i, row)))
+            .flat_map(|(i, d)| {
+                let changes = match d {
+                    Ok(Decoded::Changes(changes)) => changes.as_slice(),
+                    _ => &[],
+                };
+                changes.iter().map(move |c| (i, c))
+            })
             .collect();
-        let rows: Vec<&Row> = good.iter().map(|(_, r)| *r).collect();
+        let rows: Vec<&Change> = good.iter().map(|(_, c)| *c).collect();
         let started = Instant::now();
         let isolation = match write_isolating(&writer, &rows, stop_policy).await {
             Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
@@ -419,6 +433,7 @@ async fn resolve(
         if stop_policy {
             let first_rejected = isolation.rejected.first().map(|(i, _)| good[*i].0);
             let fail_at = first_rejected.or((limit < decoded.len()).then_some(limit));
+            count_skipped(shared, &decoded[..fail_at.unwrap_or(decoded.len())]);
             return Ok(match fail_at {
                 None => Resolved {
                     commit: next_offsets(messages),
@@ -449,18 +464,59 @@ async fn resolve(
             .enumerate()
             .filter_map(|(i, d)| d.as_ref().err().map(|e| (i, decode_failure(e))))
             .collect();
-        failures.extend(
-            isolation
-                .rejected
-                .iter()
-                .map(|(i, e)| (good[*i].0, rejection_failure(e))),
-        );
+        // A message with several changes is routed once, with its first rejection.
+        let mut rejected_messages: Vec<usize> = Vec::new();
+        for (i, e) in &isolation.rejected {
+            let message = good[*i].0;
+            if !rejected_messages.contains(&message) {
+                rejected_messages.push(message);
+                failures.push((message, rejection_failure(e)));
+            }
+        }
         route_failures(shared, stats, messages, &failures).await?;
+        count_skipped(shared, &decoded);
         return Ok(Resolved {
             commit: next_offsets(messages),
             failed: None,
         });
     }
+}
+
+/// Counts the records that change nothing, by reason; schema changes and truncates are logged,
+/// since a copy of the source that skips them may need a hand.
+fn count_skipped(shared: &Shared, decoded: &[Result<Decoded<'_>, DecodeError>]) {
+    for d in decoded {
+        let Ok(Decoded::Skipped(skip)) = d else {
+            continue;
+        };
+        match skip {
+            Skip::Ddl(statement) => info!(
+                statement = statement
+                    .as_deref()
+                    .map(|s| truncated(s, 300))
+                    .unwrap_or_default(),
+                "schema change event skipped: DDL is never applied to the table"
+            ),
+            Skip::Truncate => warn!("truncate event skipped: the table is not truncated"),
+            _ => {}
+        }
+        shared
+            .metrics
+            .skipped
+            .get_or_create(&ReasonLabel {
+                reason: skip.as_str().to_string(),
+            })
+            .inc();
+    }
+}
+
+/// At most `limit` bytes of `text`, cut at a character boundary.
+fn truncated(text: &str, limit: usize) -> &str {
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn decode_failure(error: &DecodeError) -> Failure {
@@ -697,7 +753,7 @@ impl<'a> DbWriter<'a> {
 }
 
 impl RowWriter for DbWriter<'_> {
-    async fn write(&self, rows: &[&Row<'_>]) -> Result<(), WriteError> {
+    async fn write(&self, rows: &[&Change<'_>]) -> Result<(), WriteError> {
         let result = match self.session {
             Some(session) => {
                 session

@@ -183,6 +183,25 @@ fn cel_cases() -> Vec<(&'static str, Value)> {
             mysql(json!({"exactlyOnce": true})),
         ),
         (
+            "write.deletes Apply needs writeMode Upsert (DebeziumJson and CanalJson apply deletes unless deletes is Ignore)",
+            with(&|o| o["spec"]["write"] = json!({"format": "DebeziumJson"})),
+        ),
+        (
+            "write.primaryKeySource Key needs writeMode Upsert",
+            with(&|o| o["spec"]["write"] = json!({"primaryKeySource": "Key"})),
+        ),
+        (
+            "write.primaryKeySource Key does not apply to CanalJson: each row of a Canal message carries its own key",
+            with(&|o| {
+                o["spec"]["write"] = json!({"format": "CanalJson", "writeMode": "Upsert",
+                    "primaryKey": ["id"], "primaryKeySource": "Key"})
+            }),
+        ),
+        (
+            "write.sourceTable applies to DebeziumJson and CanalJson only",
+            with(&|o| o["spec"]["write"] = json!({"sourceTable": "orders"})),
+        ),
+        (
             "config topic name must start with connect-config",
             topic("config", json!({"name": "configs"})),
         ),
