@@ -408,3 +408,104 @@ pub async fn read_topic(services: &Services, topic: &str) -> Vec<Read> {
     .await
     .expect("reader")
 }
+
+/// The `adbsink-runtime` binary next to the test's executable (`cargo build --bins` puts it
+/// there).
+pub fn runtime_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join("adbsink-runtime");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// `adbsink-runtime standalone` as a child process, for what only a process shows: SIGKILL,
+/// exit codes, `/metrics`.
+pub struct RuntimeProcess {
+    child: std::process::Child,
+    manifest: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl RuntimeProcess {
+    pub fn start(sink: &AnalyticDBSink) -> Self {
+        let name = sink.metadata.name.clone().unwrap_or_default();
+        let manifest = std::env::temp_dir().join(format!("{name}-{}.yaml", crate::unique("m")));
+        std::fs::write(&manifest, serde_yaml::to_string(sink).expect("yaml")).expect("manifest");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut command = std::process::Command::new(runtime_binary());
+        command
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .arg("standalone")
+            .arg(&manifest);
+        for (key, value) in test_consumer_properties() {
+            command.args(["--kafka-property", &format!("{key}={value}")]);
+        }
+        let child = command
+            .env("ADBSINK_DB_PASSWORD", "adbsink")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start adbsink-runtime");
+        Self {
+            child,
+            manifest,
+            port,
+        }
+    }
+
+    /// A counter of the process's `/metrics`, 0 until it is there.
+    pub async fn metric(&self, family: &str) -> u64 {
+        let Some(text) = crate::http_get(self.port, "/metrics").await else {
+            return 0;
+        };
+        text.lines()
+            .filter(|l| l.starts_with(family))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// SIGKILL: no shutdown, nothing flushed or committed on the way out.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, and the clean exit 0 it must lead to within 30 s.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "exit {status} after SIGTERM");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit 30 s after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for RuntimeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.manifest);
+    }
+}

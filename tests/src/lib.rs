@@ -212,6 +212,16 @@ impl Kafka {
         topic: &str,
         messages: impl IntoIterator<Item = (Option<i32>, Option<&'a str>, &'a [u8])>,
     ) -> Result<(), String> {
+        self.produce_records(topic, messages.into_iter().map(|(p, k, v)| (p, k, Some(v))))
+            .await
+    }
+
+    /// [`Kafka::produce_to`] with optional values: None is a tombstone.
+    pub async fn produce_records<'a>(
+        &self,
+        topic: &str,
+        messages: impl IntoIterator<Item = (Option<i32>, Option<&'a str>, Option<&'a [u8]>)>,
+    ) -> Result<(), String> {
         use rdkafka::producer::{FutureProducer, FutureRecord};
         let producer: FutureProducer = self
             .config()
@@ -222,7 +232,10 @@ impl Kafka {
             .map_err(|e| e.to_string())?;
         let mut pending = Vec::new();
         for (partition, key, value) in messages {
-            let mut record = FutureRecord::<str, [u8]>::to(topic).payload(value);
+            let mut record = FutureRecord::<str, [u8]>::to(topic);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
             if let Some(key) = key {
                 record = record.key(key);
             }

@@ -7,20 +7,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use adbsink_tests::harness::{Db, manifest};
+use adbsink_tests::harness::{Db, manifest, runtime_binary};
 use adbsink_tests::{Kafka, Services, eventually, http_get, unique};
 
-/// The binary next to this test's executable (`cargo build --bins` puts it there).
 fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir.join("adbsink-runtime");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path
+    runtime_binary()
 }
 
 fn write_manifest(sink: &adbsink_crd::AnalyticDBSink) -> tempfile_path::TempPath {
