@@ -53,3 +53,16 @@ fn examples_reference_the_example_secret() {
         assert!(keys.contains_key(&reference.key), "{file}");
     }
 }
+
+#[test]
+fn change_stream_examples_are_valid_and_apply_deletes() {
+    use adbsink_crd::{Deletes, MessageFormat};
+    for (file, format) in [
+        ("debezium-sink.yaml", MessageFormat::DebeziumJson),
+        ("canal-sink.yaml", MessageFormat::CanalJson),
+    ] {
+        let sink = sink(file);
+        assert_eq!(sink.spec.write.format, format, "{file}");
+        assert_eq!(sink.spec.write.deletes(), Deletes::Apply, "{file}");
+    }
+}

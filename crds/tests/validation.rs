@@ -264,3 +264,20 @@ fn every_error_is_reported_at_once() {
         assert!(text.contains(field), "{text}");
     }
 }
+
+#[test]
+fn change_stream_settings_pass_rust_and_cel() {
+    for write in [
+        json!({"format": "DebeziumJson", "writeMode": "Upsert", "primaryKey": ["id"]}),
+        json!({"format": "DebeziumJson", "writeMode": "Upsert", "primaryKey": ["id"], "primaryKeySource": "Key", "sourceTable": "shop.orders"}),
+        json!({"format": "CanalJson", "writeMode": "Upsert", "primaryKey": ["id"], "deletes": "Apply", "sourceTable": "*"}),
+        json!({"format": "CanalJson", "deletes": "Ignore"}),
+        json!({"writeMode": "Upsert", "primaryKey": ["id"], "deletes": "Apply", "primaryKeySource": "Key"}),
+        json!({"deletes": "Ignore"}),
+    ] {
+        let mut object = minimal();
+        set(&mut object, "spec.write", write.clone());
+        assert_eq!(rust_errors(&object), Vec::<String>::new(), "{write}");
+        cel(&object).unwrap_or_else(|e| panic!("CEL rejected {write}: {e}"));
+    }
+}
