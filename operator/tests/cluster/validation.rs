@@ -10,7 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::{CustomResourceExt, Resource};
 use serde_json::{Value, json};
 
-use crate::harness::Cluster;
+use crate::harness::{Cluster, eventually};
 
 fn valid(name: &str) -> Value {
     json!({
@@ -257,6 +257,29 @@ async fn the_api_server_refuses_every_spec_the_crd_forbids() {
     create(valid("sink"))
         .await
         .expect("the valid sink is accepted");
+    for example in ["debezium-sink.yaml", "canal-sink.yaml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(example);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let object = serde_json::to_value(adbsink_crd::from_yaml(&text).unwrap()).unwrap();
+        create(object)
+            .await
+            .unwrap_or_else(|e| panic!("{example} refused: {e}"));
+    }
+    // `kubectl explain` documents the change formats with an example message each.
+    let explained = eventually(&cluster, "kubectl explain of spec.write.format", || async {
+        let out = cluster.kubectl(&["explain", "analyticdbsinks.spec.write.format"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && text.contains("DebeziumJson")).then_some(text)
+    })
+    .await;
+    for needle in ["CanalJson", "\"op\": \"u\"", "\"type\": \"UPDATE\""] {
+        assert!(
+            explained.contains(needle),
+            "{needle} missing from\n{explained}"
+        );
+    }
 
     let crd = serde_json::to_value(AnalyticDBSink::crd()).unwrap();
     let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
