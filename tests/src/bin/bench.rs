@@ -2,9 +2,9 @@
 //! with the databases durable as production's are.
 //!
 //! `cargo run --release -p adbsink-tests --bin bench -- [--messages N] [--json FILE] [--quick]
-//! [--only TEXT] [--workload uniform|sparse|wide] [--unsafe-fast-db] [--kafka-property K=V]…`
+//! [--only TEXT] [--workload W[,W…]] [--unsafe-fast-db] [--kafka-property K=V]…`
 //!
-//! Three workloads, each N JSON messages in a 12-partition topic of its own: `uniform` (10
+//! Three bulk workloads, each N JSON messages in a 12-partition topic of its own: `uniform` (10
 //! columns, about 280 bytes, every message the same keys), `sparse` (a 40-column table, each
 //! message carrying one of 16 different subsets of about two thirds of the columns, as real
 //! topics do), `wide` (the 10 columns with a long description: about 2 KB a message). Each is
@@ -15,6 +15,12 @@
 //! 12 for `uniform`, 6 for the others. Reported per run: rows/s end to end (process start to
 //! the last row), steady rows/s (first row to last), seconds to the first row, peak RSS and CPU
 //! seconds (user + system) of the runtime per million rows, and the ratios to the ceilings.
+//!
+//! Three change-stream workloads, N events each (20% inserts, 70% updates, 10% deletes, each
+//! to its key's partition) over the uniform rows: `json-cdc` (flat JSON, tombstones delete),
+//! `debezium` (before and after images), `canal` (flat messages, values as strings). Upsert at
+//! concurrency 6 on both databases, compared with the uniform workload's Upsert of the same run
+//! (`--workload uniform,debezium` runs both); the table must end with exactly the live keys.
 //!
 //! The databases are made durable for the run (PostgreSQL `fsync`, `synchronous_commit` and
 //! `full_page_writes` on; MariaDB `innodb_flush_log_at_trx_commit=1`) and put back as they were
@@ -41,7 +47,7 @@ use sqlx::Connection;
 
 const PARTITIONS: i32 = 12;
 const USAGE: &str = "usage: bench [--messages N] [--json FILE] [--quick] [--only TEXT] \
-                     [--workload uniform|sparse|wide] [--unsafe-fast-db] [--write KEY=VALUE]... \
+                     [--workload W[,W…]] [--unsafe-fast-db] [--write KEY=VALUE]... \
                      [--kafka-property KEY=VALUE]... (details: tests/src/bin/bench.rs)";
 const BASELINE_SAMPLE: usize = 20_000;
 
@@ -101,16 +107,27 @@ fn args() -> Args {
             }
         }
     }
-    if let Some(w) = &args.workload
-        && !WORKLOADS.contains(&w.as_str())
-    {
-        eprintln!("bench: unknown workload {w:?}: one of {WORKLOADS:?}\n{USAGE}");
-        std::process::exit(2);
+    for w in args.workload.iter().flat_map(|w| w.split(',')) {
+        if !WORKLOADS.contains(&w) {
+            eprintln!("bench: unknown workload {w:?}: one of {WORKLOADS:?}\n{USAGE}");
+            std::process::exit(2);
+        }
     }
     args
 }
 
-const WORKLOADS: [&str; 3] = ["uniform", "sparse", "wide"];
+const WORKLOADS: [&str; 6] = ["uniform", "sparse", "wide", "json-cdc", "debezium", "canal"];
+
+/// The change-stream workloads and the format their sinks read.
+fn change_format(workload: &str) -> Option<adbsink_crd::MessageFormat> {
+    use adbsink_crd::MessageFormat::*;
+    match workload {
+        "json-cdc" => Some(Json),
+        "debezium" => Some(DebeziumJson),
+        "canal" => Some(CanalJson),
+        _ => None,
+    }
+}
 
 /// One message's column values in the uniform and wide workloads.
 struct Record {
@@ -293,10 +310,15 @@ fn sparse_ddl(db: Db, table: &str) -> String {
     )
 }
 
+/// One record to produce: partition, key, value (None: a tombstone).
+type Message = (i32, Option<String>, Option<String>);
+
 /// A workload's messages and the same rows as bulk-load files.
 struct Workload {
     name: &'static str,
-    messages: Vec<String>,
+    messages: Vec<Message>,
+    /// Rows the table holds once every message is applied.
+    rows: usize,
     pg_csv: String,
     my_csv: String,
     /// The uniform workload's records, for the baseline.
@@ -305,9 +327,25 @@ struct Workload {
 
 impl Workload {
     fn new(name: &'static str, n: usize) -> Self {
+        if let Some(format) = change_format(name) {
+            let (messages, rows) = change_stream(format, n);
+            return Self {
+                name,
+                messages,
+                rows,
+                pg_csv: String::new(),
+                my_csv: String::new(),
+                records: Vec::new(),
+            };
+        }
+        let round_robin = |(i, m): (usize, String)| ((i as i32) % PARTITIONS, None, Some(m));
         let (messages, pg_csv, my_csv, records) = match name {
             "sparse" => (
-                (0..n).map(sparse_json).collect(),
+                (0..n)
+                    .map(sparse_json)
+                    .enumerate()
+                    .map(round_robin)
+                    .collect(),
                 (0..n).map(|i| sparse_csv(i, Db::Postgres)).collect(),
                 (0..n).map(|i| sparse_csv(i, Db::MySql)).collect(),
                 Vec::new(),
@@ -315,7 +353,12 @@ impl Workload {
             _ => {
                 let records: Vec<Record> = (0..n).map(|i| record(i, name == "wide")).collect();
                 (
-                    records.iter().map(to_json).collect(),
+                    records
+                        .iter()
+                        .map(to_json)
+                        .enumerate()
+                        .map(round_robin)
+                        .collect(),
                     records.iter().map(|r| to_csv(r, Db::Postgres)).collect(),
                     records.iter().map(|r| to_csv(r, Db::MySql)).collect(),
                     if name == "uniform" {
@@ -329,6 +372,7 @@ impl Workload {
         Self {
             name,
             messages,
+            rows: n,
             pg_csv,
             my_csv,
             records,
@@ -343,8 +387,98 @@ impl Workload {
     }
 
     fn average_bytes(&self) -> usize {
-        self.messages.iter().map(String::len).sum::<usize>() / self.messages.len().max(1)
+        let bytes = |(_, key, value): &Message| {
+            key.as_ref().map_or(0, String::len) + value.as_ref().map_or(0, String::len)
+        };
+        self.messages.iter().map(bytes).sum::<usize>() / self.messages.len().max(1)
     }
+}
+
+/// A change history of `n` events over the uniform workload's rows: 20% inserts of new keys,
+/// 70% updates and 10% deletes of live ones (inserts only while fewer than 1,000 keys live),
+/// each event to the partition of its key; in `format`: Json (tombstones delete), Debezium
+/// (full before and after images), Canal (one row a message, values as strings). Returns the
+/// messages and the rows left.
+fn change_stream(format: adbsink_crd::MessageFormat, n: usize) -> (Vec<Message>, usize) {
+    use adbsink_crd::MessageFormat::*;
+    let mut live: Vec<usize> = Vec::new();
+    // The version of each key's current row: `record(version)` with the key's id.
+    let mut current: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut next_id = 0;
+    let mut messages = Vec::with_capacity(n);
+    let row = |id: usize, version: usize| Record {
+        id,
+        ..record(version, false)
+    };
+    for i in 0..n {
+        let roll = (i.wrapping_mul(2_654_435_761) >> 7) % 100;
+        let pick = i.wrapping_mul(40_503) ^ (i >> 3);
+        let (op, id, before) = if live.len() < 1_000 || roll < 20 {
+            let id = next_id;
+            next_id += 1;
+            live.push(id);
+            ("c", id, None)
+        } else if roll < 90 {
+            let id = live[pick % live.len()];
+            ("u", id, current.get(&id).copied())
+        } else {
+            let id = live.swap_remove(pick % live.len());
+            ("d", id, current.remove(&id))
+        };
+        if op != "d" {
+            current.insert(id, i);
+        }
+        let partition = (id as i32) % PARTITIONS;
+        let key = Some(format!(r#"{{"id":{id}}}"#));
+        let after = (op != "d").then(|| row(id, i));
+        let before = before.map(|v| row(id, v));
+        let value = match format {
+            Json => after.as_ref().map(to_json),
+            DebeziumJson => Some(format!(
+                r#"{{"before":{},"after":{},"source":{{"db":"bench","table":"orders"}},"op":"{op}","ts_ms":{i}}}"#,
+                before.as_ref().map_or("null".into(), to_json),
+                after.as_ref().map_or("null".into(), to_json),
+            )),
+            CanalJson => {
+                let (kind, data, old) = match (op, &after, &before) {
+                    ("c", Some(a), _) => ("INSERT", a, "null".to_string()),
+                    ("u", Some(a), Some(b)) => (
+                        "UPDATE",
+                        a,
+                        format!(r#"[{{"qty":"{}","title":"{}"}}]"#, b.qty, b.title),
+                    ),
+                    (_, _, Some(b)) => ("DELETE", b, "null".to_string()),
+                    _ => unreachable!("every update and delete has a before image"),
+                };
+                Some(format!(
+                    r#"{{"data":[{}],"database":"bench","table":"orders","isDdl":false,"old":{old},"pkNames":["id"],"type":"{kind}","es":{i},"ts":{i}}}"#,
+                    to_canal(data)
+                ))
+            }
+        };
+        messages.push((partition, key, value));
+    }
+    (messages, live.len())
+}
+
+/// A row as Canal's flat message carries it: every value a string, NULL as null.
+fn to_canal(r: &Record) -> String {
+    let note = r
+        .note
+        .as_ref()
+        .map_or("null".to_string(), |n| format!("\"{n}\""));
+    format!(
+        r#"{{"id":"{}","qty":"{}","price":"{}","ratio":"{}","code":"{}","title":"{}","description":"{}","created_at":"{}","active":"{}","note":{note}}}"#,
+        r.id,
+        r.qty,
+        r.price,
+        r.ratio,
+        r.code,
+        r.title,
+        r.description,
+        r.created_at,
+        u8::from(r.active)
+    )
 }
 
 /// How often the runtime's written-rows counter is read.
@@ -395,6 +529,14 @@ impl Row {
 
 /// The adbsink configurations of a workload: (database, mode, concurrency).
 fn configs(workload: &str, quick: bool) -> Vec<(Db, &'static str, u32)> {
+    if change_format(workload).is_some() {
+        // Compared with the uniform workload's Upsert at concurrency 6; the smoke checks one.
+        return if quick {
+            vec![(Db::Postgres, "Upsert", 6)]
+        } else {
+            vec![(Db::Postgres, "Upsert", 6), (Db::MySql, "Upsert", 6)]
+        };
+    }
     let concurrencies: &[u32] = match (quick, workload) {
         (true, _) => &[6],
         (false, "uniform") => &[1, 6, 12],
@@ -464,8 +606,12 @@ async fn measure(args: Args, settings: Vec<String>) {
     let n = args.messages;
     let kafka = Kafka::new(&services.kafka_bootstrap);
     let workloads: Vec<&'static str> = match (&args.workload, args.quick) {
-        (Some(w), _) => WORKLOADS.iter().copied().filter(|x| x == w).collect(),
-        (None, true) => vec!["uniform", "sparse"],
+        (Some(w), _) => WORKLOADS
+            .iter()
+            .copied()
+            .filter(|x| w.split(',').any(|w| w == *x))
+            .collect(),
+        (None, true) => vec!["uniform", "sparse", "debezium"],
         (None, false) => WORKLOADS.to_vec(),
     };
     let mut results = Vec::new();
@@ -479,8 +625,11 @@ async fn measure(args: Args, settings: Vec<String>) {
         kafka.create_topic(&topic, PARTITIONS).await.unwrap();
         produce(&kafka, &topic, &workload.messages).await;
         results.push(broker_ceiling(&services, &workload, &topic));
-        results.push(postgres_ceiling(&services, &workload).await);
-        results.push(mariadb_ceiling(&services, &workload).await);
+        // A change stream has no bulk-load equivalent: it is compared with plain Upsert.
+        if change_format(name).is_none() {
+            results.push(postgres_ceiling(&services, &workload).await);
+            results.push(mariadb_ceiling(&services, &workload).await);
+        }
         if !workload.records.is_empty() {
             for db in [Db::Postgres, Db::MySql] {
                 let sample = &workload.records[..n.min(BASELINE_SAMPLE)];
@@ -510,7 +659,7 @@ async fn measure(args: Args, settings: Vec<String>) {
     report(&results, &args, &settings);
 }
 
-async fn produce(kafka: &Kafka, topic: &str, messages: &[String]) {
+async fn produce(kafka: &Kafka, topic: &str, messages: &[Message]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let started = Instant::now();
     let producer: FutureProducer = kafka
@@ -521,13 +670,15 @@ async fn produce(kafka: &Kafka, topic: &str, messages: &[String]) {
         .create()
         .unwrap();
     for chunk in messages.chunks(50_000) {
-        let sends = chunk.iter().enumerate().map(|(i, m)| {
-            producer.send(
-                FutureRecord::<(), str>::to(topic)
-                    .payload(m)
-                    .partition((i as i32) % PARTITIONS),
-                Duration::from_secs(60),
-            )
+        let sends = chunk.iter().map(|(partition, key, value)| {
+            let mut record = FutureRecord::<str, str>::to(topic).partition(*partition);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
+            producer.send(record, Duration::from_secs(60))
         });
         for result in futures::future::join_all(sends).await {
             result.map_err(|(e, _)| e).expect("produce");
@@ -751,6 +902,13 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
         sink.spec.write.write_mode = adbsink_crd::WriteMode::Upsert;
         sink.spec.write.primary_key = vec!["id".into()];
     }
+    if let Some(format) = change_format(workload.name) {
+        sink.spec.write.format = format;
+        sink.spec.write.deletes = Some(adbsink_crd::Deletes::Apply);
+        if format != adbsink_crd::MessageFormat::Json {
+            sink.spec.write.source_table = Some("bench.orders".into());
+        }
+    }
     if !write.is_empty() {
         let mut spec = serde_json::to_value(&sink.spec.write).unwrap();
         for (key, value) in write {
@@ -825,7 +983,10 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
     peak = peak.max(rss_mib(pid).unwrap_or(0.0));
     let cpu_seconds = cpu_seconds(pid);
     let count = db.count(services, &table).await as usize;
-    assert_eq!(count, n, "{name}: exactly one row per message");
+    assert_eq!(
+        count, workload.rows,
+        "{name}: exactly the rows the messages leave"
+    );
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -1087,6 +1248,7 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
         "CPU s/M"
     );
     let mut json_rows = Vec::new();
+    let mut upsert_lines = Vec::new();
     for r in results {
         let db = if r.name.contains("PostgreSQL") {
             "PostgreSQL"
@@ -1118,7 +1280,28 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
             show(r.peak_rss_mib, &|m| format!("{m:.0} MiB")),
             show(r.cpu_per_million(), &|c| format!("{c:.2}")),
         );
+        // A change stream against plain Upsert of the uniform rows on the same database.
+        let upsert = results.iter().find(|u| {
+            u.workload == "uniform" && u.name == format!("adbsink {db} Upsert concurrency 6")
+        });
+        let vs_upsert = upsert
+            .filter(|_| is_adbsink && change_format(r.workload).is_some())
+            .map(|u| {
+                (
+                    r.rate() / u.rate(),
+                    r.steady_rate().zip(u.steady_rate()).map(|(a, b)| a / b),
+                )
+            });
+        if let Some((total, steady)) = vs_upsert {
+            upsert_lines.push(format!(
+                "{:<8} {:<10} {total:.2}x end to end, {} steady",
+                r.workload,
+                db,
+                steady.map_or("-".into(), |s| format!("{s:.2}x"))
+            ));
+        }
         json_rows.push(json!({
+            "ratioToUpsert": vs_upsert.map(|v| v.0), "steadyRatioToUpsert": vs_upsert.and_then(|v| v.1),
             "workload": r.workload, "name": r.name, "rows": r.rows, "seconds": r.seconds,
             "rowsPerSecond": r.rate(), "ratioToMinCeiling": vs_ceiling,
             "ratioToBaseline": vs_baseline, "peakRssMiB": r.peak_rss_mib,
@@ -1126,6 +1309,15 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
             "steadyRatioToMinCeiling": steady_vs_ceiling,
             "cpuSecondsPerMillionRows": r.cpu_per_million(),
         }));
+    }
+    if !upsert_lines.is_empty() {
+        println!(
+            "\nchange streams (rows/s = events/s) vs adbsink Upsert of the uniform workload, \
+             concurrency 6, same database:"
+        );
+        for line in &upsert_lines {
+            println!("{line}");
+        }
     }
     println!(
         "\nvs ceil. = adbsink / min(database ceiling, broker ceiling) of the same workload, start \
