@@ -240,6 +240,18 @@ pub fn decode_object<'a>(
     unknown: UnknownFields,
     instance: InstanceType,
 ) -> Result<Row<'a>, DecodeError> {
+    decode_columns(text, table, unknown, instance, None)
+}
+
+/// [`decode_object`] keeping only `only`'s columns (others are skipped unread, whatever
+/// `unknown` says): a change event's before image is read for its key alone.
+pub fn decode_columns<'a>(
+    text: &'a str,
+    table: &Table,
+    unknown: UnknownFields,
+    instance: InstanceType,
+    only: Option<&[usize]>,
+) -> Result<Row<'a>, DecodeError> {
     if text.trim_start().as_bytes().first() != Some(&b'{') {
         return Err(not_an_object(text));
     }
@@ -249,6 +261,7 @@ pub fn decode_object<'a>(
         instance,
         unknown_key: None,
         source: text,
+        only,
     };
     let invalid = |e: serde_json::Error| DecodeError::InvalidJson(e.to_string());
     let mut json = serde_json::Deserializer::from_str(text);
@@ -304,6 +317,8 @@ struct RowDecoder<'t, 'de> {
     unknown_key: Option<String>,
     /// The message being decoded, which the row's values borrow from.
     source: &'de str,
+    /// Only these columns, when set.
+    only: Option<&'t [usize]>,
 }
 
 impl<'de> Visitor<'de> for &mut RowDecoder<'_, 'de> {
@@ -328,6 +343,10 @@ impl<'de> Visitor<'de> for &mut RowDecoder<'_, 'de> {
                 continue;
             };
             next = column + 1;
+            if self.only.is_some_and(|only| !only.contains(&column)) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
             let value: &'de RawValue = map.next_value()?;
             let text = value_text(value.get(), self.instance).map_err(de::Error::custom)?;
             row.push(column, text.as_deref());

@@ -1063,6 +1063,13 @@ fn busy_neighbours() -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
+        // A zombie (state Z, its parent not yet reaped) takes no CPU.
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| Some(stat.rsplit_once(") ")?.1.starts_with('Z')))
+                == Some(false)
+        })
         .filter_map(|entry| std::fs::read_to_string(entry.path().join("comm")).ok())
         .map(|comm| comm.trim().to_string())
         .filter(|comm| {
