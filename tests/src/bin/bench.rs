@@ -29,7 +29,9 @@
 //! checks row counts exactly: the CI smoke test. `--only` runs the adbsink configurations whose
 //! name contains TEXT (e.g. `"MariaDB Upsert"`, `"concurrency 6"`); `--kafka-property` passes a
 //! librdkafka setting to the runtime and `--write KEY=VALUE` a `spec.write` field (e.g.
-//! `maxBatchRows=20000`), for tuning. Timings are reported, never asserted.
+//! `maxBatchRows=20000`), for tuning. `--repeat N` runs every ceiling and configuration N
+//! times, in interleaved rounds, and reports the medians (with the spread): single samples of
+//! the durable databases vary by a third from run to run. Timings are reported, never asserted.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: a panic is the report
 
@@ -46,7 +48,7 @@ use serde_json::json;
 use sqlx::Connection;
 
 const PARTITIONS: i32 = 12;
-const USAGE: &str = "usage: bench [--messages N] [--json FILE] [--quick] [--only TEXT] \
+const USAGE: &str = "usage: bench [--messages N] [--json FILE] [--quick] [--only TEXT] [--repeat N] \
                      [--workload W[,W…]] [--unsafe-fast-db] [--write KEY=VALUE]... \
                      [--kafka-property KEY=VALUE]... (details: tests/src/bin/bench.rs)";
 const BASELINE_SAMPLE: usize = 20_000;
@@ -61,6 +63,8 @@ struct Args {
     kafka_properties: Vec<String>,
     /// spec.write overrides, for tuning: `maxBatchRows=20000`.
     write: Vec<(String, serde_json::Value)>,
+    /// Rounds of every ceiling and configuration, interleaved; medians are reported.
+    repeat: usize,
 }
 
 fn args() -> Args {
@@ -73,6 +77,7 @@ fn args() -> Args {
         unsafe_fast_db: false,
         kafka_properties: Vec::new(),
         write: Vec::new(),
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -85,6 +90,13 @@ fn args() -> Args {
             }
             "--json" => args.json = it.next().map(PathBuf::from),
             "--quick" => args.quick = true,
+            "--repeat" => {
+                args.repeat = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .expect("--repeat N (1 or more)")
+            }
             "--only" => args.only = Some(it.next().expect("--only TEXT")),
             "--workload" => args.workload = Some(it.next().expect("--workload NAME")),
             "--unsafe-fast-db" => args.unsafe_fast_db = true,
@@ -496,6 +508,10 @@ struct Row {
     first_row: Option<f64>,
     /// adbsink: user + system CPU seconds of the runtime process.
     cpu_seconds: Option<f64>,
+    /// A summary's median steady rate, over its samples' own.
+    steady: Option<f64>,
+    /// A summary of several samples: the lowest and highest rows/s, and how many.
+    spread: Option<(f64, f64, usize)>,
 }
 
 impl Row {
@@ -508,6 +524,8 @@ impl Row {
             peak_rss_mib: None,
             first_row: None,
             cpu_seconds: None,
+            steady: None,
+            spread: None,
         }
     }
 
@@ -518,6 +536,9 @@ impl Row {
     /// adbsink: rows/s once rows flow, without start-up and the group join. None when the
     /// first and last rows are too close to time apart with the counter's polling (a small N).
     fn steady_rate(&self) -> Option<f64> {
+        if self.steady.is_some() {
+            return self.steady;
+        }
         let flowing = self.seconds - self.first_row?;
         (flowing >= MIN_STEADY.as_secs_f64()).then(|| self.rows as f64 / flowing)
     }
@@ -624,17 +645,40 @@ async fn measure(args: Args, settings: Vec<String>) {
         let topic = unique(&format!("bench-{name}"));
         kafka.create_topic(&topic, PARTITIONS).await.unwrap();
         produce(&kafka, &topic, &workload.messages).await;
-        results.push(broker_ceiling(&services, &workload, &topic));
-        // A change stream has no bulk-load equivalent: it is compared with plain Upsert.
-        if change_format(name).is_none() {
-            results.push(postgres_ceiling(&services, &workload).await);
-            results.push(mariadb_ceiling(&services, &workload).await);
-        }
         if !workload.records.is_empty() {
             for db in [Db::Postgres, Db::MySql] {
                 let sample = &workload.records[..n.min(BASELINE_SAMPLE)];
                 results.push(baseline(&services, db, name, sample).await);
             }
+        }
+        // Rounds of everything, so a checkpoint or a flush of an earlier table lands in one
+        // sample of each measurement at most, and the median keeps it out of the ratios.
+        for round in 1..=args.repeat {
+            if args.repeat > 1 {
+                eprintln!("bench: [{name}] round {round} of {}", args.repeat);
+            }
+            measure_round(&services, &args, &workload, &topic, &mut results).await;
+        }
+        kafka.delete_topic(&topic).await;
+    }
+    report(&summarize(results), &args, &settings);
+}
+
+/// One round of a workload: its ceilings, then each adbsink configuration.
+async fn measure_round(
+    services: &Services,
+    args: &Args,
+    workload: &Workload,
+    topic: &str,
+    results: &mut Vec<Row>,
+) {
+    let name = workload.name;
+    {
+        results.push(broker_ceiling(services, workload, topic));
+        // A change stream has no bulk-load equivalent: it is compared with plain Upsert.
+        if change_format(name).is_none() {
+            results.push(postgres_ceiling(services, workload).await);
+            results.push(mariadb_ceiling(services, workload).await);
         }
         for (db, mode, concurrency) in configs(name, args.quick) {
             let label = adbsink_name(db, mode, concurrency);
@@ -652,11 +696,55 @@ async fn measure(args: Args, settings: Vec<String>) {
                 kafka_properties: &args.kafka_properties,
                 write: &args.write,
             };
-            results.push(adbsink(&services, &workload, &topic, run).await);
+            results.push(adbsink(services, workload, topic, run).await);
         }
-        kafka.delete_topic(&topic).await;
     }
-    report(&results, &args, &settings);
+}
+
+/// The median of each measurement's samples (by seconds; first row, CPU and steady rate
+/// each by their own median; RSS the highest), with the spread of the rates.
+fn summarize(results: Vec<Row>) -> Vec<Row> {
+    fn median(mut values: Vec<f64>) -> Option<f64> {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(values[n / 2]),
+            _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+        }
+    }
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in results {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].workload == row.workload && g[0].name == row.name)
+        {
+            Some(group) => group.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|group| {
+            let rates: Vec<f64> = group.iter().map(Row::rate).collect();
+            let first = &group[0];
+            Row {
+                seconds: median(group.iter().map(|r| r.seconds).collect()).unwrap_or(f64::NAN),
+                first_row: median(group.iter().filter_map(|r| r.first_row).collect()),
+                cpu_seconds: median(group.iter().filter_map(|r| r.cpu_seconds).collect()),
+                peak_rss_mib: group.iter().filter_map(|r| r.peak_rss_mib).reduce(f64::max),
+                steady: median(group.iter().filter_map(Row::steady_rate).collect()),
+                spread: (group.len() > 1).then(|| {
+                    (
+                        rates.iter().copied().fold(f64::INFINITY, f64::min),
+                        rates.iter().copied().fold(0.0, f64::max),
+                        group.len(),
+                    )
+                }),
+                ..Row::measured(first.workload, first.name.clone(), first.rows, 0.0)
+            }
+        })
+        .collect()
 }
 
 async fn produce(kafka: &Kafka, topic: &str, messages: &[Message]) {
@@ -1241,7 +1329,7 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
     );
     println!("databases: {}\n", settings.join(", "));
     println!(
-        "{:<8} {:<62} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "{:<8} {:<62} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}  spread (n, min-max rows/s)",
         "workload",
         "measurement",
         "rows/s",
@@ -1252,7 +1340,7 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
         "steady/s",
         "st. vs c",
         "peak RSS",
-        "CPU s/M"
+        "CPU s/M",
     );
     let mut json_rows = Vec::new();
     let mut upsert_lines = Vec::new();
@@ -1274,7 +1362,7 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
         let steady_vs_ceiling = ceiling.zip(r.steady_rate()).map(|(c, s)| s / c);
         let show = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or(String::new(), f);
         println!(
-            "{:<8} {:<62} {:>9.0} {:>8.2} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}",
+            "{:<8} {:<62} {:>9.0} {:>8.2} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}  {}",
             r.workload,
             r.name,
             r.rate(),
@@ -1286,6 +1374,9 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
             show(steady_vs_ceiling, &|v| format!("{v:.2}x")),
             show(r.peak_rss_mib, &|m| format!("{m:.0} MiB")),
             show(r.cpu_per_million(), &|c| format!("{c:.2}")),
+            r.spread.map_or(String::new(), |(low, high, n)| format!(
+                "{n}, {low:.0}-{high:.0}"
+            )),
         );
         // A change stream against plain Upsert of the uniform rows on the same database.
         let upsert = results.iter().find(|u| {
@@ -1315,6 +1406,8 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
             "firstRowSeconds": r.first_row, "steadyRowsPerSecond": r.steady_rate(),
             "steadyRatioToMinCeiling": steady_vs_ceiling,
             "cpuSecondsPerMillionRows": r.cpu_per_million(),
+            "samples": r.spread.map_or(1, |s| s.2),
+            "minRowsPerSecond": r.spread.map(|s| s.0), "maxRowsPerSecond": r.spread.map(|s| s.1),
         }));
     }
     if !upsert_lines.is_empty() {
@@ -1334,9 +1427,15 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
         "steady = from the first committed row to the last: without process start-up and the \
          broker's group join; CPU s/M = user + system seconds of the runtime per million rows"
     );
+    if args.repeat > 1 {
+        println!(
+            "each figure is the median of {} rounds (RSS: the highest); ratios are of medians",
+            args.repeat
+        );
+    }
     if let Some(path) = &args.json {
         let doc = json!({
-            "messages": args.messages, "cores": cores, "databases": settings,
+            "messages": args.messages, "cores": cores, "databases": settings, "rounds": args.repeat,
             "durable": !args.unsafe_fast_db, "results": json_rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
