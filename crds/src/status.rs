@@ -43,6 +43,10 @@ pub struct AnalyticDBSinkStatus {
     /// Messages sent to the dead-letter or error topic by all tasks since they last started.
     #[serde(default)]
     pub records_failed: i64,
+    /// Records that changed nothing on purpose (tombstones or deletes under deletes: Ignore,
+    /// change events of other tables, DDL), by all tasks since they last started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records_skipped: i64,
     /// The most recent error reported by a task or met by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -85,9 +89,16 @@ pub struct TaskStatus {
     pub records_written: i64,
     #[serde(default)]
     pub records_failed: i64,
+    /// Records that changed nothing on purpose (see the sink's recordsSkipped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records_skipped: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// RFC 3339 time of the task's last report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

@@ -289,6 +289,7 @@ mod tests {
             partitions: vec![],
             records_written: 0,
             records_failed: 0,
+            records_skipped: 0,
             last_error: None,
             timestamp: "2026-01-01T00:00:00Z".into(),
         };

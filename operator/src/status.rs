@@ -86,6 +86,9 @@ pub fn compute(
         records_failed: tasks.as_ref().map_or(previous.records_failed, |t| {
             t.iter().map(|t| t.records_failed).sum()
         }),
+        records_skipped: tasks.as_ref().map_or(previous.records_skipped, |t| {
+            t.iter().map(|t| t.records_skipped).sum()
+        }),
         // What is wrong now: cleared once a reconcile looked at everything (the tasks) and
         // found nothing; kept when it stopped before it could tell.
         last_error: match (last_error(findings), &findings.tasks) {
@@ -280,6 +283,7 @@ fn task_status(record: &StatusRecord) -> TaskStatus {
         partitions: record.partitions.clone(),
         records_written: i64::try_from(record.records_written).unwrap_or(i64::MAX),
         records_failed: i64::try_from(record.records_failed).unwrap_or(i64::MAX),
+        records_skipped: i64::try_from(record.records_skipped).unwrap_or(i64::MAX),
         last_error: record.last_error.clone(),
         updated_at: Some(record.timestamp.clone()),
     }

@@ -23,6 +23,7 @@ fn record(task: &str, state: TaskState, error: Option<&str>, time: &str) -> Stat
         partitions: vec![0],
         records_written: 10,
         records_failed: 1,
+        records_skipped: 2,
         last_error: error.map(str::to_string),
         timestamp: time.into(),
     }
@@ -127,6 +128,10 @@ fn a_failed_task_degrades_the_sink_and_sets_last_error() {
     );
     assert_eq!(status.phase, Some(Phase::Failed));
     assert_eq!((status.records_written, status.records_failed), (20, 2));
+    assert_eq!(
+        status.records_skipped, 4,
+        "skipped records add up over tasks"
+    );
 }
 
 #[test]

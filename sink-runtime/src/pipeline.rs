@@ -433,7 +433,7 @@ async fn resolve(
         if stop_policy {
             let first_rejected = isolation.rejected.first().map(|(i, _)| good[*i].0);
             let fail_at = first_rejected.or((limit < decoded.len()).then_some(limit));
-            count_skipped(shared, &decoded[..fail_at.unwrap_or(decoded.len())]);
+            count_skipped(shared, stats, &decoded[..fail_at.unwrap_or(decoded.len())]);
             return Ok(match fail_at {
                 None => Resolved {
                     commit: next_offsets(messages),
@@ -474,7 +474,7 @@ async fn resolve(
             }
         }
         route_failures(shared, stats, messages, &failures).await?;
-        count_skipped(shared, &decoded);
+        count_skipped(shared, stats, &decoded);
         return Ok(Resolved {
             commit: next_offsets(messages),
             failed: None,
@@ -484,7 +484,7 @@ async fn resolve(
 
 /// Counts the records that change nothing, by reason; schema changes and truncates are logged,
 /// since a copy of the source that skips them may need a hand.
-fn count_skipped(shared: &Shared, decoded: &[Result<Decoded<'_>, DecodeError>]) {
+fn count_skipped(shared: &Shared, stats: &TaskStats, decoded: &[Result<Decoded<'_>, DecodeError>]) {
     for d in decoded {
         let Ok(Decoded::Skipped(skip)) = d else {
             continue;
@@ -507,6 +507,9 @@ fn count_skipped(shared: &Shared, decoded: &[Result<Decoded<'_>, DecodeError>]) 
                 reason: skip.as_str().to_string(),
             })
             .inc();
+        stats
+            .skipped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

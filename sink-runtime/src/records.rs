@@ -50,10 +50,18 @@ pub struct StatusRecord {
     pub partitions: Vec<i32>,
     pub records_written: u64,
     pub records_failed: u64,
+    /// Records that changed nothing on purpose: tombstones and deletes under `deletes: Ignore`,
+    /// other tables' change events, DDL.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records_skipped: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// RFC 3339.
     pub timestamp: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl StatusRecord {
@@ -135,6 +143,7 @@ mod tests {
             partitions: vec![0, 3],
             records_written: 10,
             records_failed: 1,
+            records_skipped: 0,
             last_error: Some("boom".into()),
             timestamp: "2026-01-01T00:00:00Z".into(),
         };

@@ -17,6 +17,7 @@ pub struct TaskStats {
     partitions: Mutex<Vec<i32>>,
     pub written: AtomicU64,
     pub failed: AtomicU64,
+    pub skipped: AtomicU64,
     changed: Arc<Notify>,
     /// Interrupts the retries of the batch being written: cancelled when one of its partitions
     /// is revoked (`fence.rs`).
@@ -31,6 +32,7 @@ impl TaskStats {
             partitions: Mutex::default(),
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             changed,
             abort: Mutex::new(CancellationToken::new()),
         }
@@ -83,6 +85,7 @@ impl TaskStats {
                 .clone(),
             records_written: self.written.load(Ordering::Relaxed),
             records_failed: self.failed.load(Ordering::Relaxed),
+            records_skipped: self.skipped.load(Ordering::Relaxed),
             last_error,
             timestamp: now_rfc3339(),
         }

@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use adbsink_crd::{Deletes, MessageFormat, PrimaryKeySource, WriteMode};
+use adbsink_runtime::records::StatusRecord;
 use adbsink_tests::harness::{
-    Db, Read, RunningSink, RuntimeProcess, config, manifest, read_topic, table_and_topic,
+    Db, Read, RunningSink, RuntimeProcess, config, manifest, provisioner, read_topic,
+    table_and_topic,
 };
 use adbsink_tests::{Kafka, Services, eventually};
 use serde_json::{Value, json};
@@ -567,6 +569,21 @@ async fn json_tombstones_under_ignore_are_skipped_and_counted() {
     assert_eq!(ids, vec![1, 2], "the tombstone deleted nothing");
     let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
     assert!(read_topic(&services, &topics.dead_letter).await.is_empty());
+    // The task's status record, which the operator folds into the CR, counts it too.
+    let skipped_in_status = eventually(
+        "the skip in the task status",
+        Duration::from_secs(30),
+        || async {
+            let status = provisioner(&services)
+                .read_latest::<StatusRecord>(&topics.status)
+                .await
+                .ok()?;
+            let skipped: u64 = status.values().map(|t| t.records_skipped).sum();
+            (skipped > 0).then_some(skipped)
+        },
+    )
+    .await;
+    assert_eq!(skipped_in_status, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

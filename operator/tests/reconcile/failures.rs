@@ -176,6 +176,7 @@ async fn a_failed_task_on_the_status_topic_degrades_the_sink() {
                 partitions: vec![0],
                 records_written: 5,
                 records_failed: 1,
+                records_skipped: 0,
                 last_error: Some(error.into()),
                 timestamp: now_rfc3339(),
             };

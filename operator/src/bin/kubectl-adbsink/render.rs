@@ -43,9 +43,13 @@ pub fn status(sink: &AnalyticDBSink) -> String {
         .lag
         .map_or_else(|| "unknown".to_string(), |l| l.to_string());
     let _ = writeln!(out, "Lag:          {lag}");
+    let skipped = match status.records_skipped {
+        0 => String::new(),
+        n => format!(", {n} skipped"),
+    };
     let _ = writeln!(
         out,
-        "Records:      {} written, {} failed",
+        "Records:      {} written, {} failed{skipped}",
         status.records_written, status.records_failed
     );
     if let Some(error) = &status.last_error {
@@ -131,6 +135,7 @@ mod tests {
                 partitions: vec![0, 3],
                 records_written: 10,
                 records_failed: 1,
+                records_skipped: 0,
                 last_error: Some("boom".into()),
                 updated_at: None,
             }],
