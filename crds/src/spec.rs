@@ -427,7 +427,7 @@ pub struct WriteSpec {
     /// Apply: a delete event (DebeziumJson op d, CanalJson DELETE) deletes the row of its key;
     /// with Json, a tombstone (null value with a key such as {"id": 1}) deletes the row of its
     /// key. Needs writeMode Upsert. Ignore: deletes and tombstones are skipped and counted
-    /// (adbsink_skipped_total). Default: Apply for DebeziumJson and CanalJson, Ignore for Json.
+    /// (status.recordsSkipped). Default: Apply for DebeziumJson and CanalJson, Ignore for Json.
     /// Whatever the batch boundaries, each key ends in the state of its last event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletes: Option<Deletes>,
