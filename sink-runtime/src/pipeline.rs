@@ -464,12 +464,13 @@ async fn resolve(
             .enumerate()
             .filter_map(|(i, d)| d.as_ref().err().map(|e| (i, decode_failure(e))))
             .collect();
-        // A message with several changes is routed once, with its first rejection.
-        let mut rejected_messages: Vec<usize> = Vec::new();
+        // A message with several changes is routed once, with its first rejection (the
+        // rejections come in order, so a message's are adjacent).
+        let mut last_rejected = None;
         for (i, e) in &isolation.rejected {
             let message = good[*i].0;
-            if !rejected_messages.contains(&message) {
-                rejected_messages.push(message);
+            if last_rejected != Some(message) {
+                last_rejected = Some(message);
                 failures.push((message, rejection_failure(e)));
             }
         }
@@ -490,11 +491,8 @@ fn count_skipped(shared: &Shared, stats: &TaskStats, decoded: &[Result<Decoded<'
             continue;
         };
         match skip {
-            Skip::Ddl(statement) => info!(
-                statement = statement
-                    .as_deref()
-                    .map(|s| truncated(s, 300))
-                    .unwrap_or_default(),
+            Skip::Ddl(kind) => info!(
+                statement = kind.as_deref().unwrap_or_default(),
                 "schema change event skipped: DDL is never applied to the table"
             ),
             Skip::Truncate => warn!("truncate event skipped: the table is not truncated"),
@@ -511,15 +509,6 @@ fn count_skipped(shared: &Shared, stats: &TaskStats, decoded: &[Result<Decoded<'
             .skipped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-/// At most `limit` bytes of `text`, cut at a character boundary.
-fn truncated(text: &str, limit: usize) -> &str {
-    let mut end = text.len().min(limit);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 fn decode_failure(error: &DecodeError) -> Failure {
