@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::collections::hash_map::Entry;
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -60,20 +59,19 @@ pub fn plan<'a>(changes: &[&'a Change<'a>], primary_key: &[usize]) -> Plan<'a> {
     for change in changes {
         let row = &change.row;
         let key: Option<Vec<&'a str>> = primary_key.iter().map(|c| row.get(*c).flatten()).collect();
-        let fold = match key.map(|key| first.entry(key)) {
-            Some(Entry::Occupied(e)) => &mut folds[*e.get()],
-            vacant => {
-                if let Some(Entry::Vacant(e)) = vacant {
-                    e.insert(folds.len());
-                }
-                folds.push(Fold {
-                    delete: None,
-                    row: Slot::None,
-                });
-                let last = folds.len() - 1;
-                &mut folds[last]
-            }
+        let mut new_fold = || {
+            folds.push(Fold {
+                delete: None,
+                row: Slot::None,
+            });
+            folds.len() - 1
         };
+        // A row without a usable key folds with nothing.
+        let index = match key {
+            Some(key) => *first.entry(key).or_insert_with(new_fold),
+            None => new_fold(),
+        };
+        let fold = &mut folds[index];
         match change.op {
             Op::Delete => {
                 fold.delete = Some(row);

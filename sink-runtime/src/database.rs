@@ -234,12 +234,7 @@ impl Database {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
-        let key = if mode == WriteMode::Upsert {
-            primary_key
-        } else {
-            &[]
-        };
-        let plan = plan(changes, key);
+        let plan = fold(changes, mode, primary_key);
         let rows: Vec<&Row<'_>> = plan.rows.iter().map(AsRef::as_ref).collect();
         let result = match &self.pool {
             Pool::Postgres(pool) => match mode {
@@ -270,16 +265,14 @@ impl Database {
                         WriteError::TooLarge(message)
                     });
                 }
-                let mut statements =
-                    self.dialect
-                        .deletes(table, &plan.deletes, primary_key, max_bytes);
-                statements.extend(self.dialect.statements(
+                let statements = self.dialect.applying(
                     table,
+                    &plan.deletes,
                     &rows,
                     mode,
                     primary_key,
                     max_bytes,
-                ));
+                );
                 match mysql_in_transaction(pool, statements).await {
                     Err((e, bytes)) if is_too_large(&e) => {
                         // Learn the server's limit instead of failing every batch again.
@@ -299,6 +292,14 @@ impl Database {
             Pool::MySql(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// A batch folded per key for `mode`: Insert keeps every row as it came.
+fn fold<'a>(changes: &[&'a Change<'a>], mode: WriteMode, primary_key: &[usize]) -> Plan<'a> {
+    match mode {
+        WriteMode::Upsert => plan(changes, primary_key),
+        WriteMode::Insert => plan(changes, &[]),
     }
 }
 
@@ -401,12 +402,7 @@ impl Session {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
-        let key = if mode == WriteMode::Upsert {
-            primary_key
-        } else {
-            &[]
-        };
-        let Plan { deletes, rows } = plan(changes, key);
+        let Plan { deletes, rows } = fold(changes, mode, primary_key);
         let rows: Vec<&Row<'_>> = rows.iter().map(AsRef::as_ref).collect();
         let mut tx = self.tx.lock().await;
         let conn: &mut sqlx::PgConnection = &mut tx;
@@ -421,15 +417,14 @@ impl Session {
         let result = match mode {
             WriteMode::Insert => copy_rows(&mut *conn, table, &rows).await,
             WriteMode::Upsert => {
-                let mut statements =
-                    Dialect::Postgres.deletes(table, &deletes, primary_key, usize::MAX);
-                statements.extend(Dialect::Postgres.statements(
+                let statements = Dialect::Postgres.applying(
                     table,
+                    &deletes,
                     &rows,
                     mode,
                     primary_key,
                     usize::MAX,
-                ));
+                );
                 let mut result = Ok(());
                 for st in statements {
                     let mut query = sqlx::query(&st.sql);

@@ -186,6 +186,22 @@ impl Dialect {
         Statement { sql, params }
     }
 
+    /// The statements applying a folded batch ([`crate::coalesce::plan`]): its deletes first,
+    /// then its writes.
+    pub fn applying<'a>(
+        self,
+        table: &Table,
+        deletes: &[&'a Row<'a>],
+        rows: &[&'a Row<'a>],
+        mode: WriteMode,
+        primary_key: &[usize],
+        max_bytes: usize,
+    ) -> Vec<Statement<'a>> {
+        let mut statements = self.deletes(table, deletes, primary_key, max_bytes);
+        statements.extend(self.statements(table, rows, mode, primary_key, max_bytes));
+        statements
+    }
+
     /// Statements deleting the rows of the keys `keys` carry (their other columns are
     /// ignored), within the parameter count and, on MySQL, `max_bytes`. MySQL: `DELETE … WHERE
     /// (k1, k2) IN ((?, ?), …)`; PostgreSQL: `DELETE … USING (VALUES …)`, a join on the key.
