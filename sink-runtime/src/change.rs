@@ -159,40 +159,18 @@ impl<'t> Reader<'t> {
         {
             return Ok(Decoded::Skipped(Skip::OtherTable));
         }
-        let image = |name: &str, raw: Raw<'a>| -> Result<Option<Row<'a>>, DecodeError> {
-            match raw.0 {
-                None => Ok(None),
-                Some(raw) if raw.get() == "null" => Ok(None),
-                Some(raw) => self.image(name, raw.get(), self.unknown).map(Some),
-            }
-        };
-        // Of the before image only the key is used: its other columns are skipped unread.
-        let before_key = |raw: Raw<'a>| -> Result<Option<Row<'a>>, DecodeError> {
-            match raw.0 {
-                None => Ok(None),
-                Some(raw) if raw.get() == "null" || self.primary_key.is_empty() => Ok(None),
-                Some(raw) => decode_columns(
-                    raw.get(),
-                    self.table,
-                    UnknownFields::Ignore,
-                    self.instance,
-                    Some(self.primary_key),
-                )
-                .map(Some)
-                .or_else(|e| match e {
-                    // A before image without a key column is no key; the caller decides.
-                    DecodeError::NoColumns => Ok(None),
-                    DecodeError::NotAnObject(kind) => Err(malformed(format!(
-                        "\"before\" is a JSON {kind}, not an object"
-                    ))),
-                    other => Err(other),
-                }),
-            }
+        // Of the before image only the key is used.
+        let before_key = |raw: Raw<'a>| match raw.0 {
+            Some(raw) if raw.get() != "null" => self.key_image(|| "before".into(), raw.get()),
+            _ => Ok(None),
         };
         match op {
             "c" | "r" | "u" => {
-                let Some(mut row) = image("after", envelope.after)? else {
-                    return Err(malformed(format!("op {op:?} without an \"after\" image")));
+                let mut row = match envelope.after.0 {
+                    Some(raw) if raw.get() != "null" => self.image(|| "after".into(), raw.get())?,
+                    _ => {
+                        return Err(malformed(format!("op {op:?} without an \"after\" image")));
+                    }
                 };
                 if self.key_source == PrimaryKeySource::Key {
                     self.overlay_key(&mut row, key)?;
@@ -218,16 +196,19 @@ impl<'t> Reader<'t> {
                 if self.deletes == Deletes::Ignore {
                     return Ok(Decoded::Skipped(Skip::Delete));
                 }
-                // The key from `before`, or from the record key when `before` lacks it
-                // (PostgreSQL's REPLICA IDENTITY NOTHING) or the key is read from there.
-                let before = before_key(envelope.before)?.filter(|b| self.has_key(b));
-                let row = match before {
-                    Some(mut row) if self.key_source == PrimaryKeySource::Key => {
-                        self.overlay_key(&mut row, key)?;
-                        row
+                // The key from the record key when it is read from there, or when `before`
+                // lacks it (PostgreSQL's REPLICA IDENTITY NOTHING); else from `before`.
+                let before = match self.key_source {
+                    PrimaryKeySource::Key => None,
+                    PrimaryKeySource::Value => {
+                        before_key(envelope.before)?.filter(|b| self.has_key(b))
                     }
+                };
+                let row = match before {
                     Some(row) => row,
-                    None if key.is_some() => self.key_row(key)?,
+                    None if key.is_some() || self.key_source == PrimaryKeySource::Key => {
+                        self.key_row(key)?
+                    }
                     None => {
                         return Err(malformed(
                             "a delete without a \"before\" image or record key holding the primary key",
@@ -283,24 +264,23 @@ impl<'t> Reader<'t> {
         };
         let mut changes = Vec::with_capacity(data.len());
         for (i, raw) in data.into_iter().enumerate() {
-            let row = self.image(&format!("data[{i}]"), raw.get(), self.unknown)?;
+            let row = self.image(|| format!("data[{i}]"), raw.get())?;
             self.check(&row)?;
             // An `old` holding a key column: the update moved the row to another key.
-            if let Some(old) = old.get(i).filter(|_| self.deletes == Deletes::Apply) {
-                let old = self.image(&format!("old[{i}]"), old.get(), UnknownFields::Ignore)?;
-                if self.primary_key.iter().any(|c| old.get(*c).is_some()) {
-                    let previous: Row<'static> = self
-                        .primary_key
-                        .iter()
-                        .map(|c| (*c, old.get(*c).or_else(|| row.get(*c)).flatten()))
-                        .collect();
-                    if !self.same_key(&previous, &row) {
-                        self.check(&previous)?;
-                        changes.push(Change {
-                            op: Op::Delete,
-                            row: previous,
-                        });
-                    }
+            if let Some(old) = old.get(i).filter(|_| self.deletes == Deletes::Apply)
+                && let Some(old) = self.key_image(|| format!("old[{i}]"), old.get())?
+            {
+                let previous: Row<'static> = self
+                    .primary_key
+                    .iter()
+                    .map(|c| (*c, old.get(*c).or_else(|| row.get(*c)).flatten()))
+                    .collect();
+                if !self.same_key(&previous, &row) {
+                    self.check(&previous)?;
+                    changes.push(Change {
+                        op: Op::Delete,
+                        row: previous,
+                    });
                 }
             }
             changes.push(Change { op, row });
@@ -308,19 +288,32 @@ impl<'t> Reader<'t> {
         Ok(Decoded::Changes(changes))
     }
 
-    /// A row image inside a change event.
+    /// A row image inside a change event; `name` names it in an error.
     fn image<'a>(
         &self,
-        name: &str,
+        name: impl FnOnce() -> String,
         text: &'a str,
-        unknown: UnknownFields,
     ) -> Result<Row<'a>, DecodeError> {
-        decode_object(text, self.table, unknown, self.instance).map_err(|e| match e {
-            DecodeError::NotAnObject(kind) => {
-                malformed(format!("{name:?} is a JSON {kind}, not an object"))
-            }
-            other => other,
-        })
+        decode_object(text, self.table, self.unknown, self.instance)
+            .map_err(|e| not_an_object_named(e, name))
+    }
+
+    /// The key columns of a row image (`before`, Canal's `old`), its other columns skipped
+    /// unread; None when it holds no key column (or the sink has no key).
+    fn key_image<'a>(
+        &self,
+        name: impl FnOnce() -> String,
+        text: &'a str,
+    ) -> Result<Option<Row<'a>>, DecodeError> {
+        if self.primary_key.is_empty() {
+            return Ok(None);
+        }
+        let only = Some(self.primary_key);
+        match decode_columns(text, self.table, UnknownFields::Ignore, self.instance, only) {
+            Ok(row) => Ok(Some(row)),
+            Err(DecodeError::NoColumns) => Ok(None),
+            Err(e) => Err(not_an_object_named(e, name)),
+        }
     }
 
     /// Change formats: a row without its key is a malformed event, not a bad row.
@@ -421,6 +414,16 @@ fn statement_kind(statement: &str) -> String {
 
 fn one(op: Op, row: Row<'_>) -> Decoded<'_> {
     Decoded::Changes(vec![Change { op, row }])
+}
+
+/// A row image that is no object is a malformed event, named by where it is.
+fn not_an_object_named(error: DecodeError, name: impl FnOnce() -> String) -> DecodeError {
+    match error {
+        DecodeError::NotAnObject(kind) => {
+            malformed(format!("{:?} is a JSON {kind}, not an object", name()))
+        }
+        other => other,
+    }
 }
 
 fn malformed(reason: impl Into<String>) -> DecodeError {
@@ -679,6 +682,27 @@ mod tests {
         assert_eq!(
             read(&r, None, Some(wrapped_tombstone)),
             Ok(Decoded::Skipped(Skip::Tombstone))
+        );
+    }
+
+    #[test]
+    fn debezium_reads_the_key_from_the_record_key_when_told() {
+        let t = table();
+        let mut r = reader(&t, MessageFormat::DebeziumJson);
+        r.key_source = PrimaryKeySource::Key;
+        let delete = r#"{"op": "d", "before": {"id": 1, "name": "a"}}"#;
+        assert_eq!(
+            changes(read(&r, Some(r#"{"id": 9}"#), Some(delete)).unwrap()),
+            vec![(Op::Delete, vec![(0, s("9"))])]
+        );
+        assert!(matches!(
+            read(&r, None, Some(delete)),
+            Err(DecodeError::InvalidKey(_))
+        ));
+        let create = r#"{"op": "c", "after": {"id": 1, "name": "a"}}"#;
+        assert_eq!(
+            changes(read(&r, Some(r#"{"id": 9}"#), Some(create)).unwrap()),
+            vec![(Op::Write, vec![(0, s("9")), (1, s("a"))])]
         );
     }
 
