@@ -3,16 +3,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use adbsink_tests::harness::{Db, manifest, runtime_binary};
 use adbsink_tests::{Kafka, Services, eventually, http_get, unique};
-
-fn binary() -> PathBuf {
-    runtime_binary()
-}
 
 fn write_manifest(sink: &adbsink_crd::AnalyticDBSink) -> tempfile_path::TempPath {
     let path =
@@ -37,7 +32,7 @@ fn an_invalid_manifest_exits_2_naming_the_field() {
     let mut sink = manifest(&services, Db::Postgres, &unique("cli-bad"), "t", "t");
     sink.spec.source.concurrency = 4;
     let file = write_manifest(&sink);
-    let output = Command::new(binary())
+    let output = Command::new(runtime_binary())
         .args(["standalone", file.0.to_str().unwrap()])
         .env("ADBSINK_DB_PASSWORD", "x")
         .output()
@@ -56,7 +51,7 @@ fn sigterm_while_provisioning_against_a_dead_broker_exits_0() {
     // Nothing listens on port 1 of loopback.
     sink.spec.source.bootstrap_servers = "127.0.0.1:1".into();
     let file = write_manifest(&sink);
-    let mut child = Command::new(binary())
+    let mut child = Command::new(runtime_binary())
         .args(["standalone", file.0.to_str().unwrap()])
         .env("ADBSINK_DB_PASSWORD", "x")
         .env("RUST_LOG", "info")
@@ -107,7 +102,7 @@ fn manual_mode_names_every_missing_topic() {
     let mut sink = manifest(&services, Db::Postgres, &name, "t", "t");
     sink.spec.runtime.resource_creation = adbsink_crd::ResourceCreation::Manual;
     let file = write_manifest(&sink);
-    let output = Command::new(binary())
+    let output = Command::new(runtime_binary())
         .args(["standalone", file.0.to_str().unwrap()])
         .env("ADBSINK_DB_PASSWORD", "x")
         .output()
@@ -162,7 +157,7 @@ async fn serves_metrics_stops_cleanly_on_sigterm_and_never_logs_the_password() {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(binary())
+    let child = Command::new(runtime_binary())
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args([
             "standalone",
@@ -277,7 +272,7 @@ fn zero_threads_and_overriding_managed_consumer_properties_are_refused() {
             "auto.offset.reset is set by adbsink",
         ),
     ] {
-        let output = Command::new(binary())
+        let output = Command::new(runtime_binary())
             .args(&args)
             .env("ADBSINK_DB_PASSWORD", "x")
             .output()

@@ -673,31 +673,29 @@ async fn measure_round(
     results: &mut Vec<Row>,
 ) {
     let name = workload.name;
-    {
-        results.push(broker_ceiling(services, workload, topic));
-        // A change stream has no bulk-load equivalent: it is compared with plain Upsert.
-        if change_format(name).is_none() {
-            results.push(postgres_ceiling(services, workload).await);
-            results.push(mariadb_ceiling(services, workload).await);
+    results.push(broker_ceiling(services, workload, topic));
+    // A change stream has no bulk-load equivalent: it is compared with plain Upsert.
+    if change_format(name).is_none() {
+        results.push(postgres_ceiling(services, workload).await);
+        results.push(mariadb_ceiling(services, workload).await);
+    }
+    for (db, mode, concurrency) in configs(name, args.quick) {
+        let label = adbsink_name(db, mode, concurrency);
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !label.contains(only.as_str()))
+        {
+            continue;
         }
-        for (db, mode, concurrency) in configs(name, args.quick) {
-            let label = adbsink_name(db, mode, concurrency);
-            if args
-                .only
-                .as_ref()
-                .is_some_and(|only| !label.contains(only.as_str()))
-            {
-                continue;
-            }
-            let run = Run {
-                db,
-                mode,
-                concurrency,
-                kafka_properties: &args.kafka_properties,
-                write: &args.write,
-            };
-            results.push(adbsink(services, workload, topic, run).await);
-        }
+        let run = Run {
+            db,
+            mode,
+            concurrency,
+            kafka_properties: &args.kafka_properties,
+            write: &args.write,
+        };
+        results.push(adbsink(services, workload, topic, run).await);
     }
 }
 
