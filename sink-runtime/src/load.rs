@@ -139,24 +139,28 @@ impl Loader {
 
     /// Loads `rows` into `table` in one transaction, grouped by the columns they set.
     pub async fn load(&self, table: &Table, rows: &[&Row<'_>]) -> Outcome {
-        let outcome = match self.pool() {
-            None => Outcome::Off,
-            Some(pool) => match load_in_transaction(&pool, table, rows).await {
-                Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))
-                    if self.without_tls() =>
-                {
-                    Box::pin(self.load(table, rows)).await
-                }
-                Err(e) => self.failed(e),
-                Ok(outcome) => outcome,
-            },
-        };
+        let outcome = self.try_load(table, rows).await;
         self.outcomes
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.label().to_string(),
             })
             .inc();
         outcome
+    }
+
+    async fn try_load(&self, table: &Table, rows: &[&Row<'_>]) -> Outcome {
+        loop {
+            let Some(pool) = self.pool() else {
+                return Outcome::Off;
+            };
+            match load_in_transaction(&pool, table, rows).await {
+                // At most once: `without_tls` turns TLS off for good.
+                Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))
+                    if self.without_tls() => {}
+                Err(e) => return self.failed(e),
+                Ok(outcome) => return outcome,
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -152,3 +152,79 @@ async fn mysql_insert_loads_clean_batches_and_writes_a_warned_one_with_insert() 
     expected_refused.sort();
     assert_eq!(refused, expected_refused);
 }
+
+/// Puts `local_infile` back on however the test ends: the other tests load.
+struct LocalInfileBack;
+
+impl Drop for LocalInfileBack {
+    fn drop(&mut self) {
+        let services = Services::from_env();
+        let (host, port) = Db::MySql.endpoint(&services);
+        let status = std::process::Command::new("mariadb")
+            .args([
+                "-h",
+                &host,
+                "-P",
+                &port.to_string(),
+                "-uadbsink",
+                "-padbsink",
+                "-e",
+            ])
+            .arg("SET GLOBAL local_infile = 1")
+            .status()
+            .expect("mariadb client");
+        assert!(status.success(), "local_infile back on");
+    }
+}
+
+/// MySQL 8 ships with `local_infile=OFF`, and managed servers often keep it so: the sink writes
+/// with INSERT, every row, and stops asking. Serial (`outage_`): it changes a global setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_mysql_without_local_infile_writes_every_row_with_insert() {
+    let services = Services::from_env();
+    let (name, topic, table) = table_and_topic(&services, Db::MySql, "no-infile", COLUMNS, 1).await;
+    let _back = LocalInfileBack;
+    Db::MySql
+        .execute(&services, "SET GLOBAL local_infile = 0")
+        .await;
+    let mut sink = manifest(&services, Db::MySql, &name, &topic, &table);
+    sink.spec.write.linger_ms = 50;
+    sink.spec.write.max_batch_rows = 10;
+    adbsink_runtime::standalone::provision(&adbsink_tests::harness::config(&sink))
+        .await
+        .expect("provision");
+    let process = RuntimeProcess::start(&sink);
+    let messages: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"id": {i}, "t": "row {i}"}}"#))
+        .collect();
+    produce(&services, &topic, &messages).await;
+    eventually("every row written", Duration::from_secs(60), || async {
+        (process.metric("adbsink_records_written_total").await == 100).then_some(())
+    })
+    .await;
+    let text = adbsink_tests::http_get(process.port, "/metrics")
+        .await
+        .unwrap();
+    let loads: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("adbsink_mysql_loads_total"))
+        .collect();
+    assert!(
+        !loads.iter().any(|l| l.contains("outcome=\"loaded\"")),
+        "{loads:?}"
+    );
+    let count = |outcome: &str| -> f64 {
+        loads
+            .iter()
+            .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    // Each of the writes in flight when the first refusal came may have asked; none after it.
+    assert!(
+        (1.0..=6.0).contains(&count("failed")) && count("off") >= 1.0,
+        "asked, then never again: {loads:?}"
+    );
+    process.terminate().await;
+    assert_eq!(Db::MySql.count(&services, &table).await, 100);
+}
