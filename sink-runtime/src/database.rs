@@ -16,8 +16,6 @@ use crate::change::Change;
 use crate::coalesce::{Plan, plan};
 use crate::decode::Row;
 use crate::dialect::{Dialect, MYSQL_MAX_STATEMENT_BYTES, Statement};
-use crate::load::{Loader, Outcome};
-use crate::metrics::OutcomeLabel;
 use crate::secret::Secret;
 use crate::table::{Column, Table};
 
@@ -74,8 +72,6 @@ pub struct Database {
     /// Largest MySQL statement to send: 16 MiB until the server refuses one as larger than its
     /// `max_allowed_packet`, then half of what it refused, for the life of the process.
     max_statement_bytes: Arc<AtomicUsize>,
-    /// MySQL Insert's fast path (`load.rs`).
-    loader: Option<Arc<Loader>>,
 }
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,23 +155,7 @@ impl Database {
                 .to_string(),
             table: dest.table.clone(),
             max_statement_bytes: Arc::new(AtomicUsize::new(MYSQL_MAX_STATEMENT_BYTES)),
-            loader: (dest.instance_type == InstanceType::AnalyticDBForMySQL)
-                .then(|| Arc::new(Loader::new(settings, max_connections))),
         }
-    }
-
-    /// Counts MySQL loads by outcome into `family`; call before the database is cloned.
-    pub fn counting_loads(
-        mut self,
-        family: prometheus_client::metrics::family::Family<
-            OutcomeLabel,
-            prometheus_client::metrics::counter::Counter,
-        >,
-    ) -> Self {
-        if let Some(loader) = self.loader.as_mut().and_then(Arc::get_mut) {
-            loader.count_into(family);
-        }
-        self
     }
 
     /// Reads the table's columns from information_schema.
@@ -285,13 +265,6 @@ impl Database {
                         WriteError::TooLarge(message)
                     });
                 }
-                if mode == WriteMode::Insert
-                    && plan.deletes.is_empty()
-                    && let Some(loader) = &self.loader
-                    && loader.load(table, &rows).await == Outcome::Loaded
-                {
-                    return Ok(());
-                }
                 let statements = self.dialect.applying(
                     table,
                     &plan.deletes,
@@ -316,12 +289,7 @@ impl Database {
 
     pub async fn close(&self) {
         match &self.pool {
-            Pool::MySql(pool) => {
-                if let Some(loader) = &self.loader {
-                    loader.close().await;
-                }
-                pool.close().await
-            }
+            Pool::MySql(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
         }
     }

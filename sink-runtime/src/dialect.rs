@@ -401,32 +401,6 @@ pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<(String, Vec<
         .collect()
 }
 
-/// MySQL Insert mode by load (`load.rs`): rows grouped by the columns they set, each group one
-/// `LOAD DATA LOCAL INFILE` of [`copy_line`]s. The format is spelled out in hex so that
-/// neither the server's defaults nor `NO_BACKSLASH_ESCAPES` can change it; a column a row does
-/// not set is left out of the list and takes its default, as `DEFAULT` would.
-pub fn load_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<(String, Vec<&'a Row<'a>>)> {
-    let target = Dialect::MySql.table_name(table);
-    by_columns(rows)
-        .into_iter()
-        .map(|(columns, rows)| {
-            let list = columns
-                .iter()
-                .map(|c| Dialect::MySql.quote(&table.columns[*c].name))
-                .collect::<Vec<_>>()
-                .join(", ");
-            (
-                format!(
-                    "LOAD DATA LOCAL INFILE 'adbsink' INTO TABLE {target} CHARACTER SET utf8mb4 \
-                     FIELDS TERMINATED BY 0x09 ENCLOSED BY '' ESCAPED BY 0x5C \
-                     LINES STARTING BY '' TERMINATED BY 0x0A ({list})"
-                ),
-                rows,
-            )
-        })
-        .collect()
-}
-
 /// The temporary table PostgreSQL Upsert copies a batch into before merging it.
 pub const STAGE_TABLE: &str = "adbsink_stage";
 
@@ -699,37 +673,6 @@ mod tests {
             "COPY \"s\".\"t\" (\"id\", \"na\"\"me`\") FROM STDIN"
         );
         assert_eq!(groups[1].1, vec![&a, &c]);
-    }
-
-    #[test]
-    fn mysql_loads_group_rows_by_the_columns_they_set_in_a_format_fixed_in_hex() {
-        let a = row(&[(0, Some("1")), (1, Some("x"))]);
-        let b = row(&[(0, Some("2"))]);
-        let c = row(&[(0, Some("3")), (1, Some("y"))]);
-        let groups = load_groups(&table(), &[&a, &b, &c]);
-        assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].1, vec![&b]);
-        assert_eq!(groups[1].1, vec![&a, &c]);
-        assert!(
-            groups[0]
-                .0
-                .starts_with("LOAD DATA LOCAL INFILE 'adbsink' INTO TABLE `s`.`t`")
-        );
-        assert!(groups[0].0.ends_with("(`id`)"), "{}", groups[0].0);
-        assert!(
-            groups[1].0.ends_with("(`id`, `na\"me```)"),
-            "{}",
-            groups[1].0
-        );
-        for (sql, _) in &groups {
-            assert!(sql.contains(
-                "CHARACTER SET utf8mb4 FIELDS TERMINATED BY 0x09 ENCLOSED BY '' ESCAPED BY 0x5C"
-            ));
-            assert!(
-                !sql.contains('\\'),
-                "no backslash for NO_BACKSLASH_ESCAPES to change"
-            );
-        }
     }
 
     fn copied(values: &[(usize, Option<&str>)]) -> Vec<u8> {

@@ -22,7 +22,6 @@ pub mod dispatch;
 pub mod fence;
 pub mod http;
 pub mod isolate;
-pub mod load;
 pub mod metrics;
 pub mod pipeline;
 pub mod sink;

@@ -17,11 +17,6 @@ pub struct PartitionLabel {
     pub partition: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabel {
-    pub outcome: String,
-}
-
 pub struct Metrics {
     registry: Registry,
     pub consumed: Counter,
@@ -32,7 +27,6 @@ pub struct Metrics {
     pub batch_rows: Histogram,
     pub write_seconds: Histogram,
     pub lag: Family<PartitionLabel, Gauge>,
-    pub mysql_loads: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -54,7 +48,6 @@ impl Metrics {
             batch_rows: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             write_seconds: Histogram::new(exponential_buckets(0.001, 2.5, 14)),
             lag: Family::default(),
-            mysql_loads: Family::default(),
             registry: Registry::default(),
         };
         root.register(
@@ -92,12 +85,6 @@ impl Metrics {
             "lag",
             "Messages not yet committed, per source partition",
             m.lag.clone(),
-        );
-        root.register(
-            "mysql_loads",
-            "MySQL Insert batches tried with LOAD DATA LOCAL INFILE, by outcome (loaded; \
-             warned, failed or off: written with INSERT instead)",
-            m.mysql_loads.clone(),
         );
         Self {
             registry: root,

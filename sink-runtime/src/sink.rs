@@ -193,8 +193,7 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         name: config.name.clone(),
         spec: config.spec.clone(),
         topics: topics.clone(),
-        database: Database::connect(&config.database, config.threads + 1)
-            .counting_loads(metrics.mysql_loads.clone()),
+        database: Database::connect(&config.database, config.threads + 1),
         producer: producer.clone(),
         metrics: metrics.clone(),
         stop: stop.clone(),

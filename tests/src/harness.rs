@@ -114,7 +114,7 @@ impl Db {
     }
 
     /// Host and port from the URL.
-    pub fn endpoint(self, services: &Services) -> (String, u16) {
+    fn endpoint(self, services: &Services) -> (String, u16) {
         let url = self.url(services);
         let after_at = url.rsplit('@').next().unwrap_or(url);
         let host_port = after_at.split('/').next().unwrap_or(after_at);

@@ -571,10 +571,6 @@ fn configs(workload: &str, quick: bool) -> Vec<(Db, &'static str, u32)> {
             }
         }
     }
-    if !quick {
-        // The LOAD DATA lever against the INSERT statements it replaced, in the same run.
-        all.push((Db::MySql, BY_INSERT, 6));
-    }
     if quick {
         // The smoke: one per database on the uniform topic, the grouping by key set on the
         // sparse one.
@@ -963,10 +959,6 @@ fn adbsink_name(db: Db, mode: &str, concurrency: u32) -> String {
     format!("adbsink {} {mode} concurrency {concurrency}", name_of(db))
 }
 
-/// MariaDB Insert with the server's `local_infile` off: the runtime writes multi-row INSERTs,
-/// as it did before LOAD DATA (`sink-runtime/src/load.rs`).
-const BY_INSERT: &str = "Insert (INSERT, local_infile=OFF)";
-
 /// One adbsink configuration.
 struct Run<'a> {
     db: Db,
@@ -992,9 +984,6 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
     db.execute(services, &workload.ddl(db, &table)).await;
     let mut sink = manifest(services, db, &name, topic, &table);
     sink.spec.source.concurrency = concurrency;
-    if mode == BY_INSERT {
-        db.execute(services, "SET GLOBAL local_infile = 0").await;
-    }
     if mode == "Upsert" {
         sink.spec.write.write_mode = adbsink_crd::WriteMode::Upsert;
         sink.spec.write.primary_key = vec!["id".into()];
@@ -1079,18 +1068,6 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
     let seconds = started.elapsed().as_secs_f64();
     peak = peak.max(rss_mib(pid).unwrap_or(0.0));
     let cpu_seconds = cpu_seconds(pid);
-    if db == Db::MySql && mode.starts_with("Insert") {
-        let loaded = loads_loaded(port).await;
-        if mode == BY_INSERT {
-            db.execute(services, "SET GLOBAL local_infile = 1").await;
-            assert_eq!(loaded, 0, "{name}: loaded with local_infile off");
-        } else {
-            assert!(
-                loaded > 0,
-                "{name}: MariaDB Insert measured without LOAD DATA"
-            );
-        }
-    }
     let count = db.count(services, &table).await as usize;
     assert_eq!(
         count, workload.rows,
@@ -1124,17 +1101,6 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
             seconds,
         )
     }
-}
-
-/// Batches the runtime wrote with LOAD DATA (`adbsink_mysql_loads_total{outcome="loaded"}`).
-async fn loads_loaded(port: u16) -> u64 {
-    let text = adbsink_tests::http_get(port, "/metrics")
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("adbsink_mysql_loads_total") && l.contains("\"loaded\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// `adbsink_records_written_total` from the runtime's /metrics; None until it serves.
