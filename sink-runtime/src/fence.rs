@@ -199,6 +199,36 @@ mod tests {
     }
 
     #[test]
+    fn a_revocation_interrupts_and_waits_for_every_write_in_flight_on_it() {
+        // A task writing two batches of one partition at once: each retry has its own token.
+        let fence = Arc::new(Fence::default());
+        let first = fence.claim(vec![p(0)]);
+        let second = fence.claim(vec![p(0), p(1)]);
+        let tokens = [first.token().clone(), second.token().clone()];
+        let writers: Vec<_> = [first, second]
+            .into_iter()
+            .zip(tokens.clone())
+            .map(|(claim, token)| {
+                std::thread::spawn(move || {
+                    while !token.is_cancelled() {
+                        std::thread::yield_now();
+                    }
+                    drop(claim);
+                })
+            })
+            .collect();
+        fence.revoke(&[p(0)], Duration::from_secs(30));
+        assert!(tokens.iter().all(CancellationToken::is_cancelled));
+        assert!(
+            fence.lock().claims.is_empty(),
+            "both released before it returned"
+        );
+        for writer in writers {
+            writer.join().unwrap();
+        }
+    }
+
+    #[test]
     fn a_revocation_of_other_partitions_does_not_wait() {
         let fence = Arc::new(Fence::default());
         let claim = fence.claim(vec![p(0)]);

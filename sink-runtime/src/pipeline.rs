@@ -6,13 +6,20 @@
 //! otherwise takes nothing, so the dispatcher holds messages back. The write loop
 //! decodes, writes, routes failures, and only then commits: an offset never moves past a
 //! record that did not reach the table or a dead-letter/error topic.
+//!
+//! Where order between batches cannot change the table (Insert), the write loop writes two
+//! batches at once, each in its own transaction on its own connection, so a task's next batch
+//! is written while the previous one waits for its durable commit. Their offsets still commit
+//! in batch order, and none after a batch that did not finish ([`writes_in_flight`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adbsink_crd::{FailurePolicy, UnknownFields, WriteMode};
+use adbsink_crd::{AnalyticDBSinkSpec, FailurePolicy, UnknownFields, WriteMode};
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesOrdered;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -28,6 +35,7 @@ use crate::database::{Session, WriteError};
 use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, too_large, unacknowledged};
 use crate::decode::DecodeError;
 use crate::dispatch::{Event, GroupConsumer, sleep_until};
+use crate::fence::Claim;
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
 use crate::metrics::ReasonLabel;
 use crate::records::{OffsetRecord, RECORD_VERSION, TaskState, now_rfc3339};
@@ -163,6 +171,29 @@ struct Resolved {
     failed: Option<String>,
 }
 
+/// How many batches a task writes at once. Two only where their order cannot change the table
+/// and nothing depends on where the stream stops: Insert appends, so a row lands the same
+/// whichever transaction commits first (a key in both batches is refused in one of them, as it
+/// would be one after the other). Upsert and deletes apply in order, the Stop policy writes
+/// nothing at or after the first bad record, and exactly-once serialises on its offsets rows:
+/// those write one batch at a time.
+pub fn writes_in_flight(spec: &AnalyticDBSinkSpec) -> usize {
+    let overlap = spec.write.write_mode == WriteMode::Insert
+        && spec.runtime.failure_policy == FailurePolicy::Continue
+        && !spec.write.exactly_once;
+    if overlap { 2 } else { 1 }
+}
+
+/// What became of a batch.
+enum Outcome {
+    /// Written and its failures routed: commit, then release the claim.
+    Resolved(Claim, Resolved),
+    /// All of its partitions were revoked first: nothing to commit.
+    Revoked,
+    /// Stopping during a retry: neither it nor any later batch may be committed.
+    Stopped,
+}
+
 async fn write_loop(
     shared: Arc<Shared>,
     stats: Arc<TaskStats>,
@@ -170,68 +201,116 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Taken>,
     halt: CancellationToken,
 ) {
-    while let Some((seen, mut messages)) = rx.recv().await {
-        let mut claim = shared.fence.claim(partitions_of(&messages));
-        let resolved = loop {
-            // What was read of a partition before it was revoked is its new owner's to write.
-            let kept = claim.narrow(seen);
-            let before = messages.len();
-            messages.retain(|m| {
-                kept.iter()
-                    .any(|(t, p)| t == m.topic() && *p == m.partition())
-            });
-            if messages.len() < before {
-                info!(
-                    dropped = before - messages.len(),
-                    "partitions revoked: their records are left to their new owner"
-                );
-            }
-            stats.set_abort(claim.token().clone());
-            if messages.is_empty() {
-                break None;
-            }
-            let resolved = if shared.spec.write.exactly_once {
-                resolve_exactly_once(&shared, &stats, &consumer, &messages).await
-            } else {
-                resolve(&shared, &stats, &messages, None).await
-            };
-            match resolved {
-                Ok(resolved) => break Some(resolved),
-                Err(_) if shared.stop.is_cancelled() => {
+    let depth = writes_in_flight(&shared.spec);
+    // Outcomes come out in batch order, whichever write finishes first, so a batch's offsets
+    // are committed only after every earlier batch's.
+    let mut in_flight = FuturesOrdered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            Some(outcome) = in_flight.next() => match outcome {
+                Outcome::Resolved(claim, resolved) => {
+                    if !finish(&shared, &stats, &consumer, claim, resolved, &halt).await {
+                        return;
+                    }
+                }
+                Outcome::Revoked => {}
+                Outcome::Stopped => {
                     info!(
-                        "stopping during a retry: the batch is not committed and will be read again"
+                        "stopping during a retry: the batch is not committed and will be read \
+                         again"
                     );
                     return;
                 }
-                // A retry interrupted by a revocation: go on with what is still ours.
-                Err(_) => continue,
-            }
-        };
-        let Some(resolved) = resolved else { continue };
-        // A partition being revoked waits for this commit: it must land before it is given up.
-        let revoking = claim.token().is_cancelled();
-        if resolved.failed.is_some() {
-            // Nothing after this commit is written until the sink is restarted: it must land.
-            let mut attempt = 0;
-            while let Err(e) = commit(&shared, &consumer, &resolved.commit, true) {
-                attempt += 1;
-                let error = WriteError::Transient(format!("committing offsets: {e}"));
-                if !backoff(&shared, &stats, attempt, &error).await {
-                    break;
+            },
+            taken = rx.recv(), if open && in_flight.len() < depth => match taken {
+                Some((seen, messages)) => {
+                    in_flight.push_back(write_batch(&shared, &stats, &consumer, seen, messages));
                 }
-            }
-        } else if let Err(e) = commit(&shared, &consumer, &resolved.commit, revoking) {
-            // The next batch's commit covers these partitions' offsets too.
-            warn!(error = %e, "offset commit failed; the next commit covers it");
-        }
-        drop(claim);
-        if let Some(reason) = resolved.failed {
-            warn!(%reason, "failure policy Stop: task stopped before the bad record");
-            stats.set_state(TaskState::Failed, Some(reason));
-            halt.cancel();
-            return;
+                None => open = false,
+            },
         }
     }
+}
+
+/// Writes one batch under a claim on its partitions, narrowing it to what the task still owns
+/// each time a revocation interrupts a retry.
+async fn write_batch(
+    shared: &Shared,
+    stats: &TaskStats,
+    consumer: &GroupConsumer,
+    seen: u64,
+    mut messages: Vec<OwnedMessage>,
+) -> Outcome {
+    let mut claim = shared.fence.claim(partitions_of(&messages));
+    loop {
+        // What was read of a partition before it was revoked is its new owner's to write.
+        let kept = claim.narrow(seen);
+        let before = messages.len();
+        messages.retain(|m| {
+            kept.iter()
+                .any(|(t, p)| t == m.topic() && *p == m.partition())
+        });
+        if messages.len() < before {
+            info!(
+                dropped = before - messages.len(),
+                "partitions revoked: their records are left to their new owner"
+            );
+        }
+        if messages.is_empty() {
+            return Outcome::Revoked;
+        }
+        // This write's own token: a revocation interrupts its retries and no other write's.
+        let abort = claim.token().clone();
+        let resolved = if shared.spec.write.exactly_once {
+            resolve_exactly_once(shared, stats, &abort, consumer, &messages).await
+        } else {
+            resolve(shared, stats, &abort, &messages, None).await
+        };
+        match resolved {
+            Ok(resolved) => return Outcome::Resolved(claim, resolved),
+            Err(_) if shared.stop.is_cancelled() => return Outcome::Stopped,
+            // A retry interrupted by a revocation: go on with what is still ours.
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Commits a resolved batch's offsets and releases its claim. Returns false once the Stop
+/// policy halted the task.
+async fn finish(
+    shared: &Shared,
+    stats: &TaskStats,
+    consumer: &GroupConsumer,
+    claim: Claim,
+    resolved: Resolved,
+    halt: &CancellationToken,
+) -> bool {
+    // A partition being revoked waits for this commit: it must land before it is given up.
+    let revoking = claim.token().is_cancelled();
+    if resolved.failed.is_some() {
+        // Nothing after this commit is written until the sink is restarted: it must land.
+        let mut attempt = 0;
+        while let Err(e) = commit(shared, consumer, &resolved.commit, true) {
+            attempt += 1;
+            let error = WriteError::Transient(format!("committing offsets: {e}"));
+            if !backoff(shared, stats, claim.token(), attempt, &error).await {
+                break;
+            }
+        }
+    } else if let Err(e) = commit(shared, consumer, &resolved.commit, revoking) {
+        // The next batch's commit covers these partitions' offsets too.
+        warn!(error = %e, "offset commit failed; the next commit covers it");
+    }
+    drop(claim);
+    if let Some(reason) = resolved.failed {
+        warn!(%reason, "failure policy Stop: task stopped before the bad record");
+        stats.set_state(TaskState::Failed, Some(reason));
+        halt.cancel();
+        return false;
+    }
+    true
 }
 
 /// `write.exactlyOnce`: the batch's rows and its next offsets commit in one PostgreSQL
@@ -240,6 +319,7 @@ async fn write_loop(
 async fn resolve_exactly_once(
     shared: &Shared,
     stats: &TaskStats,
+    abort: &CancellationToken,
     consumer: &GroupConsumer,
     messages: &[OwnedMessage],
 ) -> Result<Resolved, Interrupted> {
@@ -250,7 +330,7 @@ async fn resolve_exactly_once(
     let mut attempt = 0;
     let mut last_error = WriteError::Transient(String::new());
     loop {
-        if attempt > 0 && !backoff(shared, stats, attempt, &last_error).await {
+        if attempt > 0 && !backoff(shared, stats, abort, attempt, &last_error).await {
             return Err(Interrupted::Shutdown);
         }
         attempt += 1;
@@ -282,7 +362,7 @@ async fn resolve_exactly_once(
             );
             seek_past(consumer, topic, &stored, &done);
         }
-        let mut resolved = match resolve(shared, stats, &fresh, Some(&session)).await {
+        let mut resolved = match resolve(shared, stats, abort, &fresh, Some(&session)).await {
             Ok(resolved) => resolved,
             Err(Interrupted::Shutdown) => return Err(Interrupted::Shutdown),
             Err(Interrupted::SchemaChanged(message)) => {
@@ -332,6 +412,7 @@ fn seek_past(
 async fn resolve(
     shared: &Shared,
     stats: &TaskStats,
+    abort: &CancellationToken,
     messages: &[OwnedMessage],
     session: Option<&Session>,
 ) -> Result<Resolved, Interrupted> {
@@ -339,12 +420,12 @@ async fn resolve(
     let mut refreshed = false;
     let mut attempt = 0;
     loop {
-        let table = shared.table(stats).await?;
-        let writer = match DbWriter::new(shared, stats, &table, session) {
+        let table = shared.table(stats, abort).await?;
+        let writer = match DbWriter::new(shared, stats, abort, &table, session) {
             Ok(writer) => writer,
             Err(error) => {
                 attempt += 1;
-                if !backoff(shared, stats, attempt, &error).await {
+                if !backoff(shared, stats, abort, attempt, &error).await {
                     return Err(Interrupted::Shutdown);
                 }
                 shared.forget_table().await;
@@ -411,7 +492,7 @@ async fn resolve(
             Err(Interrupted::SchemaChanged(message)) => {
                 attempt += 1;
                 let error = WriteError::SchemaChanged(message);
-                if !backoff(shared, stats, attempt, &error).await {
+                if !backoff(shared, stats, abort, attempt, &error).await {
                     return Err(Interrupted::Shutdown);
                 }
                 shared.forget_table().await;
@@ -474,7 +555,7 @@ async fn resolve(
                 failures.push((message, rejection_failure(e)));
             }
         }
-        route_failures(shared, stats, messages, &failures).await?;
+        route_failures(shared, stats, abort, messages, &failures).await?;
         count_skipped(shared, stats, &decoded);
         return Ok(Resolved {
             commit: next_offsets(messages),
@@ -546,6 +627,7 @@ fn rejection_failure(error: &WriteError) -> Failure {
 async fn route_failures(
     shared: &Shared,
     stats: &TaskStats,
+    abort: &CancellationToken,
     messages: &[OwnedMessage],
     failures: &[(usize, Failure)],
 ) -> Result<(), Interrupted> {
@@ -602,7 +684,7 @@ async fn route_failures(
         if let Some(e) = outage {
             attempt += 1;
             let error = WriteError::Transient(format!("producing to the error topics: {e}"));
-            if !backoff(shared, stats, attempt, &error).await {
+            if !backoff(shared, stats, abort, attempt, &error).await {
                 return Err(Interrupted::Shutdown);
             }
         }
@@ -681,10 +763,12 @@ fn commit(
 }
 
 /// Waits before a retry with capped exponential backoff, showing RETRYING meanwhile.
-/// Returns false when the sink is stopping, or a partition of the batch was revoked.
+/// Returns false when the sink is stopping, or `abort` (the batch's claim: one of its
+/// partitions was revoked) is cancelled.
 pub(crate) async fn backoff(
     shared: &Shared,
     stats: &TaskStats,
+    abort: &CancellationToken,
     attempt: u32,
     error: &WriteError,
 ) -> bool {
@@ -694,7 +778,6 @@ pub(crate) async fn backoff(
     let delay = Duration::from_millis(200)
         .saturating_mul(2u32.saturating_pow(attempt.min(8)))
         .min(Duration::from_secs(30));
-    let abort = stats.abort();
     tokio::select! {
         _ = shared.stop.cancelled() => false,
         _ = abort.cancelled() => false,
@@ -706,6 +789,7 @@ pub(crate) async fn backoff(
 struct DbWriter<'a> {
     shared: &'a Shared,
     stats: &'a TaskStats,
+    abort: &'a CancellationToken,
     table: &'a Table,
     mode: WriteMode,
     primary_key: Vec<usize>,
@@ -716,6 +800,7 @@ impl<'a> DbWriter<'a> {
     fn new(
         shared: &'a Shared,
         stats: &'a TaskStats,
+        abort: &'a CancellationToken,
         table: &'a Table,
         session: Option<&'a Session>,
     ) -> Result<Self, WriteError> {
@@ -736,6 +821,7 @@ impl<'a> DbWriter<'a> {
         Ok(Self {
             shared,
             stats,
+            abort,
             table,
             mode,
             primary_key,
@@ -766,6 +852,40 @@ impl RowWriter for DbWriter<'_> {
     }
 
     async fn backoff(&self, attempt: u32, error: &WriteError) -> bool {
-        backoff(self.shared, self.stats, attempt, error).await
+        backoff(self.shared, self.stats, self.abort, attempt, error).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: WriteMode, policy: FailurePolicy, exactly_once: bool) -> AnalyticDBSinkSpec {
+        let example = include_str!("../../examples/postgres-sink.yaml");
+        let sink: adbsink_crd::AnalyticDBSink = serde_yaml::from_str(example).unwrap();
+        let mut spec = sink.spec;
+        spec.write.write_mode = mode;
+        spec.runtime.failure_policy = policy;
+        spec.write.exactly_once = exactly_once;
+        spec
+    }
+
+    #[test]
+    fn only_insert_under_continue_writes_two_batches_at_once() {
+        use FailurePolicy::{Continue, Stop};
+        use WriteMode::{Insert, Upsert};
+        assert_eq!(writes_in_flight(&spec(Insert, Continue, false)), 2);
+        for (mode, policy, exactly_once) in [
+            (Upsert, Continue, false),
+            (Insert, Stop, false),
+            (Insert, Continue, true),
+            (Upsert, Stop, true),
+        ] {
+            assert_eq!(
+                writes_in_flight(&spec(mode, policy, exactly_once)),
+                1,
+                "{mode:?} {policy:?} exactly_once={exactly_once}"
+            );
+        }
     }
 }

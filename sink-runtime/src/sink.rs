@@ -20,7 +20,7 @@ use crate::fence::Fence;
 use crate::isolate::Interrupted;
 use crate::kafka::KafkaConnection;
 use crate::metrics::{Metrics, PartitionLabel};
-use crate::pipeline::{backoff, run_task};
+use crate::pipeline::{backoff, run_task, writes_in_flight};
 use crate::provision::{BROKER_DEFAULT_MAX_MESSAGE_BYTES, Provisioner};
 use crate::records::TaskState;
 use crate::stats::{TaskStats, publish_status};
@@ -85,8 +85,12 @@ pub struct RecordLimits {
 
 impl Shared {
     /// The table's columns, described on first use and after [`Shared::forget_table`]; a
-    /// database that is down or a table that does not exist yet is retried.
-    pub async fn table(&self, stats: &TaskStats) -> Result<Arc<Table>, Interrupted> {
+    /// database that is down or a table that does not exist yet is retried until `abort`.
+    pub async fn table(
+        &self,
+        stats: &TaskStats,
+        abort: &CancellationToken,
+    ) -> Result<Arc<Table>, Interrupted> {
         let mut cached = self.table.lock().await;
         if let Some((table, _)) = &*cached {
             return Ok(table.clone());
@@ -104,7 +108,7 @@ impl Shared {
                 }
                 Err(error) => {
                     attempt += 1;
-                    if !backoff(self, stats, attempt, &error).await {
+                    if !backoff(self, stats, abort, attempt, &error).await {
                         return Err(Interrupted::Shutdown);
                     }
                 }
@@ -193,7 +197,11 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
         name: config.name.clone(),
         spec: config.spec.clone(),
         topics: topics.clone(),
-        database: Database::connect(&config.database, config.threads + 1),
+        // A connection per write in flight, and one to describe the table meanwhile.
+        database: Database::connect(
+            &config.database,
+            config.threads * writes_in_flight(&config.spec) as u32 + 1,
+        ),
         producer: producer.clone(),
         metrics: metrics.clone(),
         stop: stop.clone(),
@@ -257,7 +265,13 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
     // arrives. A database that is down shows as the first task retrying.
     if let Some(first) = tasks.first() {
         let (shared, first) = (shared.clone(), first.clone());
-        tokio::spawn(async move { shared.table(&first).await.map(drop) }.in_current_span());
+        tokio::spawn(
+            async move {
+                let never = CancellationToken::new();
+                shared.table(&first, &never).await.map(drop)
+            }
+            .in_current_span(),
+        );
     }
     let mut handles = Vec::new();
     let mut senders = Vec::new();

@@ -19,9 +19,6 @@ pub struct TaskStats {
     pub failed: AtomicU64,
     pub skipped: AtomicU64,
     changed: Arc<Notify>,
-    /// Interrupts the retries of the batch being written: cancelled when one of its partitions
-    /// is revoked (`fence.rs`).
-    abort: Mutex<CancellationToken>,
 }
 
 impl TaskStats {
@@ -34,17 +31,7 @@ impl TaskStats {
             failed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             changed,
-            abort: Mutex::new(CancellationToken::new()),
         }
-    }
-
-    /// The token that interrupts the current batch's retries.
-    pub fn abort(&self) -> CancellationToken {
-        self.abort.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn set_abort(&self, token: CancellationToken) {
-        *self.abort.lock().unwrap_or_else(|p| p.into_inner()) = token;
     }
 
     /// Sets the state; the last error stays until a newer one replaces it.

@@ -1,13 +1,17 @@
 //! 10,000 messages over 6 partitions reach both databases exactly, with 1 and 6 consumer tasks;
-//! the group ends committed at the topic's end; status and offset records parse.
+//! the group ends committed at the topic's end; status and offset records parse. An Insert
+//! batch held up in the database does not hold up the next one, nor let its offsets commit first.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::time::Duration;
 
+use sqlx::Connection;
+
 use adbsink_runtime::records::{OffsetRecord, StatusRecord, TaskState};
 use adbsink_tests::harness::{
-    Db, RunningSink, committed, config, manifest, provisioner, read_topic,
+    Db, RunningSink, committed, config, manifest, produce_ids, provisioner, read_topic,
+    table_and_topic,
 };
 use adbsink_tests::{Kafka, Services, eventually, unique};
 
@@ -173,4 +177,74 @@ async fn mariadb_receives_every_row_with_one_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_receives_every_row_with_six_tasks() {
     ten_thousand_messages(Db::MySql, 6).await;
+}
+
+/// Batch [1, 2] waits on a row lock another session holds on id 1; batch [3, 4] is written
+/// meanwhile on the task's second connection, but its offsets wait for the first batch's: a
+/// crash then re-reads from 0 instead of skipping ids 1 and 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_insert_batch_holds_back_the_commits_but_not_the_writes_behind_it() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let (name, topic, table) = table_and_topic(
+        &services,
+        db,
+        "overlap",
+        "(id bigint PRIMARY KEY, v text)",
+        1,
+    )
+    .await;
+    let mut blocker = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    let mut held = blocker.begin().await.unwrap();
+    sqlx::query(&format!("INSERT INTO {table} (id, v) VALUES (1, 'held')"))
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    produce_ids(&services, &topic, 1..7, 1).await;
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.source.concurrency = 1;
+    sink.spec.write.max_batch_rows = 2;
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    let ids = format!("SELECT id::text FROM {table} ORDER BY id");
+    eventually(
+        "ids 3 and 4 written past the blocked batch",
+        Duration::from_secs(60),
+        || async {
+            let rows = db.rows(&services, &ids).await;
+            (rows.len() >= 2).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        db.rows(&services, &ids).await[..2],
+        [vec![Some("3".to_string())], vec![Some("4".to_string())]],
+        "the second batch, not the blocked one nor the third"
+    );
+    // The group starts at 0 (`initialOffset` is committed when it is created).
+    let before = committed(&services, &group, &topic).await;
+    assert!(
+        matches!(before.get(&0), None | Some(None | Some(0))),
+        "nothing committed past the unwritten first batch: {before:?}"
+    );
+    held.rollback().await.unwrap();
+    eventually("everything committed", Duration::from_secs(60), || async {
+        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(6))).then_some(())
+    })
+    .await;
+    let config = running.stop().await;
+    assert_eq!(db.count(&services, &table).await, 6);
+    // The offset topic records each commit in the order it was made.
+    let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
+    let commits: Vec<i64> = read_topic(&services, &topics.offset)
+        .await
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<OffsetRecord>(r.value.as_deref()?).ok())
+        .filter(|r| r.topic == topic && r.partition == 0)
+        .map(|r| r.offset)
+        .collect();
+    assert!(
+        commits.first() == Some(&2) && commits.is_sorted(),
+        "commits in batch order: {commits:?}"
+    );
 }
