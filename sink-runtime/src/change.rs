@@ -546,6 +546,7 @@ mod tests {
             .map(|n| Column {
                 name: n.to_string(),
                 cast: None,
+                integer: false,
             })
             .collect();
         Table::new("public", "orders", columns)

@@ -162,7 +162,8 @@ impl Database {
     pub async fn describe(&self) -> Result<Table, WriteError> {
         let columns = match &self.pool {
             Pool::Postgres(pool) => sqlx::query(
-                "SELECT column_name::text, quote_ident(udt_schema::text) || '.' || quote_ident(udt_name::text) \
+                "SELECT column_name::text, quote_ident(udt_schema::text) || '.' || quote_ident(udt_name::text), \
+                 udt_schema = 'pg_catalog' AND udt_name IN ('int2', 'int4', 'int8') \
                  FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 \
                  ORDER BY ordinal_position",
             )
@@ -176,13 +177,16 @@ impl Database {
                 Ok(Column {
                     name: r.try_get(0)?,
                     cast: Some(r.try_get(1)?),
+                    integer: r.try_get(2)?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>(),
             Pool::MySql(pool) => {
                 self.read_max_allowed_packet(pool).await;
                 sqlx::query(
-                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                "SELECT CAST(column_name AS CHAR), \
+                 data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint') \
+                 FROM information_schema.columns \
                  WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             )
             .bind(&self.schema)
@@ -195,6 +199,7 @@ impl Database {
                 Ok(Column {
                     name: r.try_get(0)?,
                     cast: None,
+                    integer: r.try_get::<i64, _>(1)? != 0,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()

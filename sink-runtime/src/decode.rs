@@ -409,6 +409,7 @@ mod tests {
             .map(|n| Column {
                 name: n.to_string(),
                 cast: None,
+                integer: false,
             })
             .collect();
         Table::new("public", "t", columns)
@@ -560,6 +561,7 @@ mod tests {
             .map(|i| Column {
                 name: format!("c{i}"),
                 cast: None,
+                integer: false,
             })
             .collect();
         let wide = Table::new("s", "t", columns);

@@ -501,14 +501,17 @@ mod tests {
                 Column {
                     name: "id".into(),
                     cast: Some("\"pg_catalog\".\"int4\"".into()),
+                    integer: false,
                 },
                 Column {
                     name: "na\"me`".into(),
                     cast: Some("\"pg_catalog\".\"text\"".into()),
+                    integer: false,
                 },
                 Column {
                     name: "v".into(),
                     cast: None,
+                    integer: false,
                 },
             ],
         )

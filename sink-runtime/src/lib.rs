@@ -23,6 +23,7 @@ pub mod fence;
 pub mod http;
 pub mod isolate;
 pub mod metrics;
+pub mod overlap;
 pub mod pipeline;
 pub mod sink;
 pub mod standalone;

@@ -7,10 +7,11 @@
 //! decodes, writes, routes failures, and only then commits: an offset never moves past a
 //! record that did not reach the table or a dead-letter/error topic.
 //!
-//! Where order between batches cannot change the table (Insert), the write loop writes two
-//! batches at once, each in its own transaction on its own connection, so a task's next batch
-//! is written while the previous one waits for its durable commit. Their offsets still commit
-//! in batch order, and none after a batch that did not finish ([`writes_in_flight`]).
+//! The write loop writes two batches at once, each in its own transaction on its own
+//! connection, so a task's next batch is written while the previous one waits for its durable
+//! commit; a batch sharing a primary key with the previous one waits for it (`overlap.rs`).
+//! Their offsets still commit in batch order, and none after a batch that did not finish
+//! ([`writes_in_flight`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use crate::dispatch::{Event, GroupConsumer, sleep_until};
 use crate::fence::Claim;
 use crate::isolate::{Interrupted, RowWriter, write_isolating};
 use crate::metrics::ReasonLabel;
+use crate::overlap::{Predecessor, Turn, keys, pair};
 use crate::records::{OffsetRecord, RECORD_VERSION, TaskState, now_rfc3339};
 use crate::sink::Shared;
 use crate::stats::TaskStats;
@@ -171,16 +173,14 @@ struct Resolved {
     failed: Option<String>,
 }
 
-/// How many batches a task writes at once. Two only where their order cannot change the table
-/// and nothing depends on where the stream stops: Insert appends, so a row lands the same
-/// whichever transaction commits first (a key in both batches is refused in one of them, as it
-/// would be one after the other). Upsert and deletes apply in order, the Stop policy writes
-/// nothing at or after the first bad record, and exactly-once serialises on its offsets rows:
-/// those write one batch at a time.
+/// How many batches a task writes at once. Two, unless where the stream stops matters: the
+/// Stop policy writes nothing at or after the first bad record, and exactly-once serialises
+/// on its offsets rows anyway. The second batch never reorders a key's changes
+/// (`overlap.rs`); Insert appends, so of two records with one unique key in the two batches
+/// either may be the one refused.
 pub fn writes_in_flight(spec: &AnalyticDBSinkSpec) -> usize {
-    let overlap = spec.write.write_mode == WriteMode::Insert
-        && spec.runtime.failure_policy == FailurePolicy::Continue
-        && !spec.write.exactly_once;
+    let overlap =
+        spec.runtime.failure_policy == FailurePolicy::Continue && !spec.write.exactly_once;
     if overlap { 2 } else { 1 }
 }
 
@@ -205,6 +205,8 @@ async fn write_loop(
     // Outcomes come out in batch order, whichever write finishes first, so a batch's offsets
     // are committed only after every earlier batch's.
     let mut in_flight = FuturesOrdered::new();
+    // The last batch taken, for the next one to wait on where they share a key.
+    let mut last = Predecessor::none();
     let mut open = true;
     while open || !in_flight.is_empty() {
         tokio::select! {
@@ -226,7 +228,9 @@ async fn write_loop(
             },
             taken = rx.recv(), if open && in_flight.len() < depth => match taken {
                 Some((seen, messages)) => {
-                    in_flight.push_back(write_batch(&shared, &stats, &consumer, seen, messages));
+                    let (progress, next) = pair();
+                    let turn = Turn { progress, before: std::mem::replace(&mut last, next) };
+                    in_flight.push_back(write_batch(&shared, &stats, &consumer, seen, messages, turn));
                 }
                 None => open = false,
             },
@@ -242,6 +246,7 @@ async fn write_batch(
     consumer: &GroupConsumer,
     seen: u64,
     mut messages: Vec<OwnedMessage>,
+    mut turn: Turn,
 ) -> Outcome {
     let mut claim = shared.fence.claim(partitions_of(&messages));
     loop {
@@ -264,9 +269,9 @@ async fn write_batch(
         // This write's own token: a revocation interrupts its retries and no other write's.
         let abort = claim.token().clone();
         let resolved = if shared.spec.write.exactly_once {
-            resolve_exactly_once(shared, stats, &abort, consumer, &messages).await
+            resolve_exactly_once(shared, stats, &abort, consumer, &messages, &mut turn).await
         } else {
-            resolve(shared, stats, &abort, &messages, None).await
+            resolve(shared, stats, &abort, &messages, None, &mut turn).await
         };
         match resolved {
             Ok(resolved) => return Outcome::Resolved(claim, resolved),
@@ -322,6 +327,7 @@ async fn resolve_exactly_once(
     abort: &CancellationToken,
     consumer: &GroupConsumer,
     messages: &[OwnedMessage],
+    turn: &mut Turn,
 ) -> Result<Resolved, Interrupted> {
     let topic = &shared.spec.source.topic;
     let mut partitions: Vec<i32> = messages.iter().map(Message::partition).collect();
@@ -362,7 +368,7 @@ async fn resolve_exactly_once(
             );
             seek_past(consumer, topic, &stored, &done);
         }
-        let mut resolved = match resolve(shared, stats, abort, &fresh, Some(&session)).await {
+        let mut resolved = match resolve(shared, stats, abort, &fresh, Some(&session), turn).await {
             Ok(resolved) => resolved,
             Err(Interrupted::Shutdown) => return Err(Interrupted::Shutdown),
             Err(Interrupted::SchemaChanged(message)) => {
@@ -415,6 +421,7 @@ async fn resolve(
     abort: &CancellationToken,
     messages: &[OwnedMessage],
     session: Option<&Session>,
+    turn: &mut Turn,
 ) -> Result<Resolved, Interrupted> {
     let stop_policy = shared.spec.runtime.failure_policy == FailurePolicy::Stop;
     let mut refreshed = false;
@@ -484,6 +491,17 @@ async fn resolve(
             })
             .collect();
         let rows: Vec<&Change> = good.iter().map(|(_, c)| *c).collect();
+        if turn
+            .write(
+                keys(&rows, &writer.primary_key, &table),
+                abort,
+                &shared.stop,
+            )
+            .await
+            .is_err()
+        {
+            return Err(Interrupted::Shutdown);
+        }
         let started = Instant::now();
         let isolation = match write_isolating(&writer, &rows, stop_policy).await {
             Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
@@ -871,12 +889,13 @@ mod tests {
     }
 
     #[test]
-    fn only_insert_under_continue_writes_two_batches_at_once() {
+    fn only_the_continue_policy_without_exactly_once_writes_two_batches_at_once() {
         use FailurePolicy::{Continue, Stop};
         use WriteMode::{Insert, Upsert};
         assert_eq!(writes_in_flight(&spec(Insert, Continue, false)), 2);
+        assert_eq!(writes_in_flight(&spec(Upsert, Continue, false)), 2);
         for (mode, policy, exactly_once) in [
-            (Upsert, Continue, false),
+            (Upsert, Stop, false),
             (Insert, Stop, false),
             (Insert, Continue, true),
             (Upsert, Stop, true),

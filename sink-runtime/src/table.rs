@@ -14,6 +14,8 @@ pub struct Column {
     /// PostgreSQL: the quoted base type (`"pg_catalog"."int4"`) parameters are cast to, so
     /// text parameters convert with the column's own input rules. Unused on MySQL.
     pub cast: Option<String>,
+    /// A whole-number type, so equal keys have one canonical text (`overlap.rs`).
+    pub integer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +90,7 @@ mod tests {
             .map(|n| Column {
                 name: n.to_string(),
                 cast: None,
+                integer: false,
             })
             .collect();
         Table::new("public", "t", columns)

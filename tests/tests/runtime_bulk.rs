@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use adbsink_crd::{AnalyticDBSink, WriteMode};
 use sqlx::Connection;
 
 use adbsink_runtime::records::{OffsetRecord, StatusRecord, TaskState};
@@ -182,28 +183,13 @@ async fn mariadb_receives_every_row_with_six_tasks() {
 /// Batch [1, 2] waits on a row lock another session holds on id 1; batch [3, 4] is written
 /// meanwhile on the task's second connection, but its offsets wait for the first batch's: a
 /// crash then re-reads from 0 instead of skipping ids 1 and 2.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blocked_insert_batch_holds_back_the_commits_but_not_the_writes_behind_it() {
+async fn a_blocked_batch_holds_back_the_commits_but_not_the_writes_behind_it(mode: WriteMode) {
     let services = Services::from_env();
     let db = Db::Postgres;
-    let (name, topic, table) = table_and_topic(
-        &services,
-        db,
-        "overlap",
-        "(id bigint PRIMARY KEY, v text)",
-        1,
-    )
-    .await;
-    let mut blocker = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
-    let mut held = blocker.begin().await.unwrap();
-    sqlx::query(&format!("INSERT INTO {table} (id, v) VALUES (1, 'held')"))
-        .execute(&mut *held)
-        .await
-        .unwrap();
+    let (name, topic, table) = keyed_table(&services, "overlap").await;
+    let blocker = hold_row(&services, &table, 1).await;
     produce_ids(&services, &topic, 1..7, 1).await;
-    let mut sink = manifest(&services, db, &name, &topic, &table);
-    sink.spec.source.concurrency = 1;
-    sink.spec.write.max_batch_rows = 2;
+    let sink = two_row_batches(&services, &name, &topic, &table, mode);
     let running = RunningSink::start(config(&sink)).await;
     let group = running.group();
     let ids = format!("SELECT id::text FROM {table} ORDER BY id");
@@ -227,7 +213,7 @@ async fn a_blocked_insert_batch_holds_back_the_commits_but_not_the_writes_behind
         matches!(before.get(&0), None | Some(None | Some(0))),
         "nothing committed past the unwritten first batch: {before:?}"
     );
-    held.rollback().await.unwrap();
+    release(blocker).await;
     eventually("everything committed", Duration::from_secs(60), || async {
         (committed(&services, &group, &topic).await.get(&0) == Some(&Some(6))).then_some(())
     })
@@ -247,4 +233,114 @@ async fn a_blocked_insert_batch_holds_back_the_commits_but_not_the_writes_behind
         commits.first() == Some(&2) && commits.is_sorted(),
         "commits in batch order: {commits:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_insert_batch_holds_back_the_commits_but_not_the_writes_behind_it() {
+    a_blocked_batch_holds_back_the_commits_but_not_the_writes_behind_it(WriteMode::Insert).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_upsert_batch_holds_back_the_commits_but_not_the_writes_behind_it() {
+    a_blocked_batch_holds_back_the_commits_but_not_the_writes_behind_it(WriteMode::Upsert).await;
+}
+
+/// Batch [2, 1] waits on a row lock another session holds on id 2, before it reaches id 1.
+/// Batch [1, 3] updates id 1 too: written beside the first, it would commit first and the
+/// first would then overwrite it with the older value. It waits instead, and id 1 ends in
+/// its last message's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let (name, topic, table) = keyed_table(&services, "overlap-key").await;
+    let blocker = hold_row(&services, &table, 2).await;
+    let values = [
+        r#"{"id": 2, "v": "first"}"#,
+        r#"{"id": 1, "v": "older"}"#,
+        r#"{"id": 1, "v": "newer"}"#,
+        r#"{"id": 3, "v": "first"}"#,
+    ];
+    Kafka::new(&services.kafka_bootstrap)
+        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
+        .await
+        .unwrap();
+    let sink = two_row_batches(&services, &name, &topic, &table, WriteMode::Upsert);
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    // The first batch is stuck on id 2; the second has had its chance to go by it.
+    let waiting = "SELECT pid::text FROM pg_stat_activity \
+                   WHERE application_name = 'adbsink' AND wait_event_type = 'Lock'";
+    eventually(
+        "the first batch blocked",
+        Duration::from_secs(60),
+        || async { (!db.rows(&services, waiting).await.is_empty()).then_some(()) },
+    )
+    .await;
+    release(blocker).await;
+    eventually("everything committed", Duration::from_secs(60), || async {
+        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(4))).then_some(())
+    })
+    .await;
+    running.stop().await;
+    let rows = db
+        .rows(
+            &services,
+            &format!("SELECT id::text, v FROM {table} ORDER BY id"),
+        )
+        .await;
+    let row = |id: &str, v: &str| vec![Some(id.to_string()), Some(v.to_string())];
+    assert_eq!(
+        rows,
+        [row("1", "newer"), row("2", "first"), row("3", "first")],
+        "each key in its last message's state"
+    );
+}
+
+async fn keyed_table(services: &Services, prefix: &str) -> (String, String, String) {
+    table_and_topic(
+        services,
+        Db::Postgres,
+        prefix,
+        "(id bigint PRIMARY KEY, v text)",
+        1,
+    )
+    .await
+}
+
+/// Another session's uncommitted insert of `id`: a write of that key waits until
+/// [`release`] rolls it back.
+async fn hold_row(services: &Services, table: &str, id: i64) -> sqlx::PgConnection {
+    let mut blocker = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "BEGIN; INSERT INTO {table} (id, v) VALUES ({id}, 'held')"
+    ))
+    .execute(&mut blocker)
+    .await
+    .unwrap();
+    blocker
+}
+
+async fn release(mut blocker: sqlx::PgConnection) {
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+}
+
+fn two_row_batches(
+    services: &Services,
+    name: &str,
+    topic: &str,
+    table: &str,
+    mode: WriteMode,
+) -> AnalyticDBSink {
+    let mut sink = manifest(services, Db::Postgres, name, topic, table);
+    sink.spec.source.concurrency = 1;
+    sink.spec.write.max_batch_rows = 2;
+    sink.spec.write.write_mode = mode;
+    if mode == WriteMode::Upsert {
+        sink.spec.write.primary_key = vec!["id".into()];
+    }
+    sink
 }

@@ -1,0 +1,258 @@
+//! Two batches of one task written at once, without changing what the table ends up holding.
+//!
+//! Batches that share no primary key commute: each transaction touches rows the other does not,
+//! so they may be written together and commit in either order. A batch that shares a key with
+//! the one still being written waits until that one is done, so every key's changes apply in
+//! the order they were read, across retries, bisected runs and deletes. Insert has no key:
+//! its batches always overlap (their offsets still commit in order, `pipeline.rs`).
+//!
+//! Keys are compared by hash of a canonical form, which only whole-number columns have here
+//! (`01`, `+1` and `1` are one key to the database): a batch with a key of another type (text
+//! under a case-insensitive collation, timestamps, numerics) waits as if it shared one. A hash
+//! collision, too, only makes a batch wait when it need not.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::change::Change;
+use crate::table::Table;
+
+/// The primary keys a batch writes or deletes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Keys {
+    hashes: HashSet<u64>,
+    /// Some key has no canonical form here: it may equal any other.
+    opaque: bool,
+}
+
+impl Keys {
+    fn is_empty(&self) -> bool {
+        self.hashes.is_empty() && !self.opaque
+    }
+
+    /// Whether no key of one can be a key of the other.
+    pub fn is_disjoint(&self, other: &Keys) -> bool {
+        self.is_empty()
+            || other.is_empty()
+            || (!self.opaque && !other.opaque && self.hashes.is_disjoint(&other.hashes))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    /// Not yet decoded: its keys are unknown.
+    Reading,
+    /// Writing rows of these keys.
+    Writing(Arc<Keys>),
+}
+
+/// Held by the batch being written; dropping it tells the next batch this one is done.
+#[derive(Debug)]
+pub struct Progress(watch::Sender<Stage>);
+
+/// The next batch's view of the batch before it.
+#[derive(Debug)]
+pub struct Predecessor(Option<watch::Receiver<Stage>>);
+
+/// The progress of a new batch, and the handle the batch after it waits on.
+pub fn pair() -> (Progress, Predecessor) {
+    let (tx, rx) = watch::channel(Stage::Reading);
+    (Progress(tx), Predecessor(Some(rx)))
+}
+
+/// A batch's place in its task's order: its own progress and the batch before it.
+#[derive(Debug)]
+pub struct Turn {
+    pub progress: Progress,
+    pub before: Predecessor,
+}
+
+impl Turn {
+    /// Says the batch writes rows of `keys`, and waits until it may ([`Predecessor::clear`]).
+    pub async fn write(
+        &mut self,
+        keys: Keys,
+        abort: &CancellationToken,
+        stop: &CancellationToken,
+    ) -> Result<(), Aborted> {
+        let keys = Arc::new(keys);
+        self.progress.writing(keys.clone());
+        self.before.clear(&keys, abort, stop).await
+    }
+}
+
+impl Progress {
+    /// The batch is about to write rows of `keys`.
+    pub fn writing(&self, keys: Arc<Keys>) {
+        self.0.send_replace(Stage::Writing(keys));
+    }
+}
+
+/// Why a batch stopped waiting for its predecessor before it was clear.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Aborted;
+
+impl Predecessor {
+    /// No batch before this one is being written.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Waits until rows of `keys` may be written beside the predecessor: at once when they
+    /// share no key with it, else once it is done. `abort` (a revocation, or stopping) ends the
+    /// wait, so a waiting batch never holds up a rebalance.
+    pub async fn clear(
+        &mut self,
+        keys: &Keys,
+        abort: &CancellationToken,
+        stop: &CancellationToken,
+    ) -> Result<(), Aborted> {
+        let Some(rx) = &mut self.0 else {
+            return Ok(());
+        };
+        loop {
+            let clear = match &*rx.borrow_and_update() {
+                Stage::Reading => false,
+                Stage::Writing(theirs) => theirs.is_disjoint(keys),
+            };
+            if clear {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() {
+                    // Done: nothing of it is left to apply before this batch.
+                    self.0 = None;
+                    return Ok(());
+                },
+                _ = abort.cancelled() => return Err(Aborted),
+                _ = stop.cancelled() => return Err(Aborted),
+            }
+        }
+    }
+}
+
+/// The primary keys `rows` write or delete; none without a key (Insert). A row missing a key
+/// column is left out: it is refused before it is written.
+pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys {
+    let mut keys = Keys::default();
+    if primary_key.is_empty() {
+        return keys;
+    }
+    let integer = primary_key
+        .iter()
+        .all(|c| table.columns.get(*c).is_some_and(|column| column.integer));
+    'rows: for change in rows {
+        let mut hasher = DefaultHasher::new();
+        for column in primary_key {
+            let Some(text) = change.row.get(*column).flatten() else {
+                continue 'rows;
+            };
+            match canonical_integer(text).filter(|_| integer) {
+                Some(value) => value.hash(&mut hasher),
+                None => {
+                    keys.opaque = true;
+                    return keys;
+                }
+            }
+        }
+        keys.hashes.insert(hasher.finish());
+    }
+    keys
+}
+
+/// The value of a whole number as both databases read one from text: surrounding spaces and
+/// a sign allowed, leading zeros ignored. Anything else (`1.0`, `1e3`, `0x1F`) has no
+/// canonical form here.
+fn canonical_integer(text: &str) -> Option<i128> {
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.strip_prefix('+').unwrap_or(text).parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(hashes: &[u64]) -> Keys {
+        Keys {
+            hashes: hashes.iter().copied().collect(),
+            opaque: false,
+        }
+    }
+
+    #[test]
+    fn equal_whole_numbers_are_one_key_and_anything_else_may_equal_any_key() {
+        assert_eq!(canonical_integer("1"), canonical_integer(" +01 "));
+        assert_eq!(canonical_integer("-7"), Some(-7));
+        for text in ["1.0", "1e3", "0x1F", "", "-", "1_000", "٣"] {
+            assert_eq!(canonical_integer(text), None, "{text:?}");
+        }
+        let opaque = Keys {
+            opaque: true,
+            ..Keys::default()
+        };
+        assert!(!opaque.is_disjoint(&set(&[1])));
+        assert!(opaque.is_disjoint(&Keys::default()), "Insert has no keys");
+        assert!(set(&[1, 2]).is_disjoint(&set(&[3])));
+        assert!(!set(&[1, 2]).is_disjoint(&set(&[2])));
+    }
+
+    #[tokio::test]
+    async fn a_batch_sharing_no_key_goes_once_its_predecessor_has_decoded() {
+        let (progress, mut next) = pair();
+        let (abort, stop) = (CancellationToken::new(), CancellationToken::new());
+        let keys = set(&[3, 4]);
+        let wait = next.clear(&keys, &abort, &stop);
+        tokio::pin!(wait);
+        assert!(
+            futures::poll!(wait.as_mut()).is_pending(),
+            "keys unknown yet"
+        );
+        progress.writing(Arc::new(set(&[1, 2])));
+        assert_eq!(wait.await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_batch_sharing_a_key_waits_until_its_predecessor_is_done() {
+        let (progress, mut next) = pair();
+        let (abort, stop) = (CancellationToken::new(), CancellationToken::new());
+        progress.writing(Arc::new(set(&[1, 2])));
+        let keys = set(&[2, 3]);
+        {
+            let wait = next.clear(&keys, &abort, &stop);
+            tokio::pin!(wait);
+            assert!(futures::poll!(wait.as_mut()).is_pending());
+            // A retry that decodes again publishes the same keys: still not clear.
+            progress.writing(Arc::new(set(&[1, 2])));
+            assert!(futures::poll!(wait.as_mut()).is_pending());
+            drop(progress);
+            assert_eq!(wait.await, Ok(()));
+        }
+        assert_eq!(
+            next.clear(&set(&[2]), &abort, &stop).await,
+            Ok(()),
+            "done stays done"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revocation_ends_the_wait() {
+        let (progress, mut next) = pair();
+        let (abort, stop) = (CancellationToken::new(), CancellationToken::new());
+        progress.writing(Arc::new(set(&[1])));
+        abort.cancel();
+        assert_eq!(next.clear(&set(&[1]), &abort, &stop).await, Err(Aborted));
+        assert_eq!(
+            Predecessor::none().clear(&set(&[1]), &abort, &stop).await,
+            Ok(()),
+            "the first batch never waits"
+        );
+    }
+}
