@@ -7,7 +7,7 @@ pub const ALLOWED_CONCURRENCY: [u32; 5] = [1, 2, 3, 6, 12];
 pub const MAX_NAME_LEN: usize = 48;
 /// AnalyticDB for MySQL rejects statements above this size (`max_allowed_packet` ceiling).
 pub const MYSQL_MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
-/// Upper bound for any dialect: one batch is held in memory per consumer thread.
+/// Upper bound for any dialect: two batches are held in memory per consumer thread.
 pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 pub const MIN_BATCH_BYTES: u64 = 1024;
 pub const MAX_BATCH_ROWS: u32 = 100_000;

@@ -2,8 +2,8 @@
 //!
 //! Two loops per task. The consume loop batches what the dispatcher (`dispatch.rs`) deals it and
 //! hands full batches, and partly filled ones once they linger or their source goes quiet, to
-//! the write loop through a one-slot channel; it fills at most one batch ahead of the writer and
-//! otherwise takes nothing, so the dispatcher holds messages back. The write loop
+//! the write loop. A task holds at most [`BATCHES`] batches, filling or being written; without
+//! room it takes nothing, so the dispatcher holds messages back. The write loop
 //! decodes, writes, routes failures, and only then commits: an offset never moves past a
 //! record that did not reach the table or a dead-letter/error topic.
 //!
@@ -18,15 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adbsink_crd::{AnalyticDBSinkSpec, FailurePolicy, UnknownFields, WriteMode};
-use futures::StreamExt;
 use futures::future::join_all;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -54,7 +54,8 @@ pub async fn run_task(
     events: mpsc::Receiver<Event>,
 ) -> crate::Result<()> {
     info!(task = %stats.id, "task started");
-    let (tx, rx) = mpsc::channel(1);
+    let (tx, rx) = mpsc::channel(BATCHES);
+    let room = Arc::new(Semaphore::new(BATCHES));
     let halt = CancellationToken::new();
     let writer = tokio::spawn(write_loop(
         shared.clone(),
@@ -63,7 +64,7 @@ pub async fn run_task(
         rx,
         halt.clone(),
     ));
-    consume_loop(&shared, events, tx, &halt).await;
+    consume_loop(&shared, events, tx, room, &halt).await;
     if let Err(e) = writer.await {
         warn!(error = %e, "write loop ended abnormally");
     }
@@ -75,17 +76,17 @@ async fn consume_loop(
     shared: &Shared,
     mut events: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Taken>,
+    room: Arc<Semaphore>,
     halt: &CancellationToken,
 ) {
     let mut batch = Batch::new(Limits::from(&shared.spec.write));
     // The last revocation this task has dropped the records of (`fence.rs`).
     let mut seen = shared.fence.seq();
-    // The writer's one free slot, reserved before a batch is filled: one batch is filled while
-    // the previous one is written, and none waits in between holding memory. Without a slot
-    // nothing is taken and the dispatcher holds the rest back. After a Stop-policy failure
-    // nothing more is taken or written: the partitions stay uncommitted until the sink is
-    // restarted.
-    let mut slot: Option<mpsc::Permit<'_, Taken>> = None;
+    // Room for one more batch, reserved before it is filled and held until it is written:
+    // the next batch is filled while the previous ones are written. Without room nothing is
+    // taken and the dispatcher holds the rest back. After a Stop-policy failure nothing more
+    // is taken or written: the partitions stay uncommitted until the sink is restarted.
+    let mut slot: Option<OwnedSemaphorePermit> = None;
     // The batch's time is up (linger, or its source went quiet).
     let mut due = false;
     loop {
@@ -93,7 +94,8 @@ async fn consume_loop(
         if (batch.is_full() || due)
             && let Some(permit) = slot.take()
         {
-            permit.send((seen, batch.take()));
+            // The channel holds as many batches as there is room for: never full here.
+            let _ = tx.try_send((permit, seen, batch.take()));
             due = false;
         }
         let take = slot.is_some() && !halt.is_cancelled();
@@ -115,7 +117,7 @@ async fn consume_loop(
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break,
-            permit = tx.reserve(), if slot.is_none() && !halt.is_cancelled() => {
+            permit = room.clone().acquire_owned(), if slot.is_none() && !halt.is_cancelled() => {
                 let Ok(permit) = permit else { break };
                 slot = Some(permit);
             }
@@ -128,17 +130,24 @@ async fn consume_loop(
     }
     // Shutting down: hand over what was read so it is written and committed, not re-read.
     if !batch.is_empty() && !halt.is_cancelled() {
-        match slot {
-            Some(permit) => permit.send((seen, batch.take())),
-            None => {
-                let _ = tx.send((seen, batch.take())).await;
-            }
+        let permit = match slot {
+            Some(permit) => Ok(permit),
+            // Room comes back as the writer finishes or gives up its batches.
+            None => room.acquire_owned().await,
+        };
+        if let Ok(permit) = permit {
+            let _ = tx.send((permit, seen, batch.take())).await;
         }
     }
 }
 
-/// A batch for the writer, with the last revocation its task had seen when it was taken.
-type Taken = (u64, Vec<OwnedMessage>);
+/// Batches a task holds at once, filling or being written: one filling while one is written,
+/// or two written at once ([`writes_in_flight`]). More would only hold memory.
+const BATCHES: usize = 2;
+
+/// A batch for the writer: its room in the task, and the last revocation its task had seen
+/// when it was taken.
+type Taken = (OwnedSemaphorePermit, u64, Vec<OwnedMessage>);
 
 fn on_event(shared: &Shared, batch: &mut Batch, seen: &mut u64, event: Event) {
     match event {
@@ -227,10 +236,12 @@ async fn write_loop(
                 }
             },
             taken = rx.recv(), if open && in_flight.len() < depth => match taken {
-                Some((seen, messages)) => {
+                Some((room, seen, messages)) => {
                     let (progress, next) = pair();
                     let turn = Turn { progress, before: std::mem::replace(&mut last, next) };
-                    in_flight.push_back(write_batch(&shared, &stats, &consumer, seen, messages, turn));
+                    let write = write_batch(&shared, &stats, &consumer, seen, messages, turn);
+                    // The batch's room is free once it is written, before its offsets commit.
+                    in_flight.push_back(write.inspect(move |_| drop(room)));
                 }
                 None => open = false,
             },
