@@ -210,7 +210,9 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Taken>,
     halt: CancellationToken,
 ) {
-    let depth = writes_in_flight(&shared.spec);
+    // One write until the task's first batch is done: written beside a second one it would
+    // share the database with twice as many transactions, and the first row would come later.
+    let mut depth = 1;
     // Outcomes come out in batch order, whichever write finishes first, so a batch's offsets
     // are committed only after every earlier batch's.
     let mut in_flight = FuturesOrdered::new();
@@ -220,21 +222,24 @@ async fn write_loop(
     while open || !in_flight.is_empty() {
         tokio::select! {
             biased;
-            Some(outcome) = in_flight.next() => match outcome {
-                Outcome::Resolved(claim, resolved) => {
-                    if !finish(&shared, &stats, &consumer, claim, resolved, &halt).await {
+            Some(outcome) = in_flight.next() => {
+                depth = writes_in_flight(&shared.spec);
+                match outcome {
+                    Outcome::Resolved(claim, resolved) => {
+                        if !finish(&shared, &stats, &consumer, claim, resolved, &halt).await {
+                            return;
+                        }
+                    }
+                    Outcome::Revoked => {}
+                    Outcome::Stopped => {
+                        info!(
+                            "stopping during a retry: the batch is not committed and will be \
+                             read again"
+                        );
                         return;
                     }
                 }
-                Outcome::Revoked => {}
-                Outcome::Stopped => {
-                    info!(
-                        "stopping during a retry: the batch is not committed and will be read \
-                         again"
-                    );
-                    return;
-                }
-            },
+            }
             taken = rx.recv(), if open && in_flight.len() < depth => match taken {
                 Some((room, seen, messages)) => {
                     let (progress, next) = pair();
