@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::change::Change;
+use crate::change::{Change, Op};
 use crate::table::Table;
 
 /// The primary keys a batch writes or deletes.
@@ -135,8 +135,9 @@ impl Predecessor {
     }
 }
 
-/// The primary keys `rows` write or delete; none without a key (Insert). A row missing a key
-/// column is left out: it is refused before it is written.
+/// The primary keys `rows` write; none without a key (Insert). A row missing a key column is
+/// left out: it is refused before it is written. A batch that deletes waits for the one before
+/// it, and the one after it waits for it.
 pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys {
     let mut keys = Keys::default();
     if primary_key.is_empty() {
@@ -146,6 +147,13 @@ pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys 
         .iter()
         .all(|c| table.columns.get(*c).is_some_and(|column| column.integer));
     'rows: for change in rows {
+        // A delete locks more than its key: InnoDB's next-key locks cover the gaps around it,
+        // so two batches sharing no key still wait on each other (a change stream on MariaDB
+        // went 25% slower written two at once).
+        if change.op == Op::Delete {
+            keys.opaque = true;
+            return keys;
+        }
         let mut hasher = DefaultHasher::new();
         for column in primary_key {
             let Some(text) = change.row.get(*column).flatten() else {
