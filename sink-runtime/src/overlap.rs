@@ -146,6 +146,10 @@ pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys 
     let integer = primary_key
         .iter()
         .all(|c| table.columns.get(*c).is_some_and(|column| column.integer));
+    if !integer {
+        keys.opaque = !rows.is_empty();
+        return keys;
+    }
     'rows: for change in rows {
         // A delete locks more than its key: InnoDB's next-key locks cover the gaps around it,
         // so two batches sharing no key still wait on each other (a change stream on MariaDB
@@ -159,7 +163,7 @@ pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys 
             let Some(text) = change.row.get(*column).flatten() else {
                 continue 'rows;
             };
-            match canonical_integer(text).filter(|_| integer) {
+            match canonical_integer(text) {
                 Some(value) => value.hash(&mut hasher),
                 None => {
                     keys.opaque = true;

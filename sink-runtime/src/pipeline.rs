@@ -213,6 +213,7 @@ async fn write_loop(
     // One write until the task's first batch is done: written beside a second one it would
     // share the database with twice as many transactions, and the first row would come later.
     let mut depth = 1;
+    let full = writes_in_flight(&shared.spec);
     // Outcomes come out in batch order, whichever write finishes first, so a batch's offsets
     // are committed only after every earlier batch's.
     let mut in_flight = FuturesOrdered::new();
@@ -223,7 +224,7 @@ async fn write_loop(
         tokio::select! {
             biased;
             Some(outcome) = in_flight.next() => {
-                depth = writes_in_flight(&shared.spec);
+                depth = full;
                 match outcome {
                     Outcome::Resolved(claim, resolved) => {
                         if !finish(&shared, &stats, &consumer, claim, resolved, &halt).await {
