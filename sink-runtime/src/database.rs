@@ -16,6 +16,7 @@ use crate::change::Change;
 use crate::coalesce::{Plan, plan};
 use crate::decode::Row;
 use crate::dialect::{Dialect, MYSQL_MAX_STATEMENT_BYTES, Statement};
+use crate::fresh::Fresh;
 use crate::secret::Secret;
 use crate::table::{Column, Table};
 
@@ -72,6 +73,8 @@ pub struct Database {
     /// Largest MySQL statement to send: 16 MiB until the server refuses one as larger than its
     /// `max_allowed_packet`, then half of what it refused, for the life of the process.
     max_statement_bytes: Arc<AtomicUsize>,
+    /// Whether PostgreSQL Upsert batches are worth trying as a plain copy (`fresh.rs`).
+    fresh: Arc<Fresh>,
 }
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,6 +158,7 @@ impl Database {
                 .to_string(),
             table: dest.table.clone(),
             max_statement_bytes: Arc::new(AtomicUsize::new(MYSQL_MAX_STATEMENT_BYTES)),
+            fresh: Arc::default(),
         }
     }
 
@@ -245,7 +249,7 @@ impl Database {
             Pool::Postgres(pool) => match mode {
                 WriteMode::Insert => copy_in_transaction(pool, table, &rows).await,
                 WriteMode::Upsert => {
-                    upsert_staged(pool, table, &plan.deletes, &rows, primary_key).await
+                    upsert(pool, table, &plan.deletes, &rows, primary_key, &self.fresh).await
                 }
             },
             Pool::MySql(pool) => {
@@ -535,15 +539,16 @@ async fn copy_in(
     Ok(())
 }
 
-/// PostgreSQL Upsert in one transaction: COPY into a temporary stage, merge into the table.
-/// The stage statements are not cached as prepared statements: the stage is a new table in
-/// every transaction.
-async fn upsert_staged(
+/// PostgreSQL Upsert in one transaction: the deletes, then the rows copied straight into the
+/// table when `fresh` says their keys are likely new, else (or when that copy fails) copied
+/// into a temporary stage and merged into the table.
+async fn upsert(
     pool: &PgPool,
     table: &Table,
     deletes: &[&Row<'_>],
     rows: &[&Row<'_>],
     primary_key: &[usize],
+    fresh: &Fresh,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for statement in Dialect::Postgres.deletes(table, deletes, primary_key, usize::MAX) {
@@ -556,6 +561,64 @@ async fn upsert_staged(
     if rows.is_empty() {
         return tx.commit().await;
     }
+    if fresh.worth_trying() {
+        (&mut *tx).execute("SAVEPOINT adbsink_fresh").await?;
+        let copied = match copy_rows(&mut tx, table, rows).await {
+            Ok(()) => key_is_unique(&mut tx, table, primary_key).await?,
+            Err(_) => false,
+        };
+        fresh.observe(copied);
+        if copied {
+            return tx.commit().await;
+        }
+        // Whatever failed the copy (a stored key, a bad value, no unique index on the key) is
+        // for the merge to settle or report, as it would have without the try.
+        (&mut *tx)
+            .execute("ROLLBACK TO SAVEPOINT adbsink_fresh")
+            .await?;
+    }
+    merge_staged(&mut tx, table, rows, primary_key).await?;
+    tx.commit().await
+}
+
+/// Whether the copy just made is what the merge would have done: only if a valid unique index
+/// on exactly the key's columns, checked at once (not deferred), made any stored key fail it.
+/// The copy's lock on the table keeps such an index from being created or dropped until the
+/// transaction ends, so one found now was there for the whole copy.
+async fn key_is_unique(
+    conn: &mut sqlx::PgConnection,
+    table: &Table,
+    primary_key: &[usize],
+) -> Result<bool, sqlx::Error> {
+    let key: Vec<&str> = primary_key
+        .iter()
+        .filter_map(|&i| table.columns.get(i).map(|c| c.name.as_str()))
+        .collect();
+    if key.is_empty() {
+        return Ok(false);
+    }
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_index i \
+         CROSS JOIN LATERAL (SELECT ARRAY(SELECT a.attname::text FROM pg_attribute a \
+             WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) AS columns) c \
+         WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate AND i.indisvalid \
+         AND i.indpred IS NULL AND i.indexprs IS NULL \
+         AND c.columns @> $2::text[] AND c.columns <@ $2::text[])",
+    )
+    .bind(Dialect::Postgres.table_name(table))
+    .bind(key)
+    .fetch_one(conn)
+    .await
+}
+
+/// Copies rows into a temporary stage and merges them into the table. The stage statements
+/// are not cached as prepared statements: the stage is a new table in every transaction.
+async fn merge_staged(
+    tx: &mut sqlx::PgConnection,
+    table: &Table,
+    rows: &[&Row<'_>],
+    primary_key: &[usize],
+) -> Result<(), sqlx::Error> {
     let create = crate::dialect::create_stage(table);
     sqlx::query(&create)
         .persistent(false)
@@ -572,13 +635,13 @@ async fn upsert_staged(
                 .execute(&mut *tx)
                 .await?;
         }
-        copy_in(&mut tx, &group.copy, &group.rows).await?;
+        copy_in(&mut *tx, &group.copy, &group.rows).await?;
         sqlx::query(&group.merge)
             .persistent(false)
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 /// MySQL's multi-row statements, in one transaction. A failure comes with the size of the

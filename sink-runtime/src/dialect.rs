@@ -54,7 +54,7 @@ impl Dialect {
         }
     }
 
-    fn table_name(self, table: &Table) -> String {
+    pub(crate) fn table_name(self, table: &Table) -> String {
         format!("{}.{}", self.quote(&table.schema), self.quote(&table.name))
     }
 

@@ -20,6 +20,7 @@ pub mod decode;
 pub mod dialect;
 pub mod dispatch;
 pub mod fence;
+pub mod fresh;
 pub mod http;
 pub mod isolate;
 pub mod metrics;

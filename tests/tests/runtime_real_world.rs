@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
+
 use adbsink_crd::{InitialOffset, WriteMode};
 use adbsink_runtime::records::{StatusRecord, TaskState};
 use adbsink_tests::harness::{
@@ -246,6 +248,90 @@ async fn upsert_updates_the_columns_a_message_carries_the_same_on_both_databases
             .await;
         assert_eq!(rows, expected, "{db:?}");
     }
+}
+
+/// PostgreSQL Upsert copies a batch of new keys straight into the table, and merges a batch
+/// that holds a stored key, which keeps the columns its message leaves out. A trigger logs the
+/// statement each row came by; rows of a copy that failed are not logged twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upsert_copies_new_keys_and_merges_stored_ones() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let (name, topic, table) = table_and_topic(
+        &services,
+        db,
+        "fresh",
+        "(id bigint PRIMARY KEY, v text, n int NOT NULL DEFAULT 7)",
+        1,
+    )
+    .await;
+    let mut conn = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "INSERT INTO {table} VALUES (1, 'stored', 1);
+         CREATE TABLE {table}_log (id bigint, via text);
+         CREATE FUNCTION {table}_log() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO {table}_log VALUES (NEW.id, split_part(current_query(), ' ', 1));
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER log BEFORE INSERT ON {table}
+             FOR EACH ROW EXECUTE FUNCTION {table}_log();"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let messages = [
+        r#"{"id": 10, "v": "new"}"#,
+        r#"{"id": 11, "v": "new"}"#,
+        r#"{"id": 1, "v": "updated"}"#,
+        r#"{"id": 12, "v": "new"}"#,
+    ];
+    produce(&Kafka::new(&services.kafka_bootstrap), &topic, &messages).await;
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.source.concurrency = 1;
+    sink.spec.write.max_batch_rows = 2;
+    sink.spec.write.write_mode = WriteMode::Upsert;
+    sink.spec.write.primary_key = vec!["id".into()];
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    eventually("everything committed", Duration::from_secs(60), || async {
+        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(4))).then_some(())
+    })
+    .await;
+    running.stop().await;
+    let rows = db
+        .rows(
+            &services,
+            &format!("SELECT id::text, v, n::text FROM {table} ORDER BY id"),
+        )
+        .await;
+    let row = |id: &str, v: &str, n: &str| vec![Some(id.into()), Some(v.into()), Some(n.into())];
+    assert_eq!(
+        rows,
+        [
+            row("1", "updated", "1"),
+            row("10", "new", "7"),
+            row("11", "new", "7"),
+            row("12", "new", "7"),
+        ]
+    );
+    let log = db
+        .rows(
+            &services,
+            &format!("SELECT id::text, via FROM {table}_log ORDER BY id"),
+        )
+        .await;
+    let by = |id: &str| -> Vec<Option<String>> {
+        log.iter()
+            .filter(|r| r[0].as_deref() == Some(id))
+            .map(|r| r[1].clone())
+            .collect()
+    };
+    // The first batch holds id 10 and no stored key, and goes first, alone.
+    assert_eq!(by("10"), [Some("COPY".to_string())], "{log:?}");
+    assert_eq!(by("1"), [Some("INSERT".to_string())], "merged: {log:?}");
+    assert_eq!(by("11").len(), 1, "{log:?}");
+    assert_eq!(by("12").len(), 1, "{log:?}");
 }
 
 /// Produces `messages` to partition 0, one record per batch.
