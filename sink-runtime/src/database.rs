@@ -582,7 +582,8 @@ async fn upsert(
 }
 
 /// Whether the copy just made is what the merge would have done: only if a valid unique index
-/// on exactly the key's columns, checked at once (not deferred), made any stored key fail it.
+/// on exactly the key's columns, checked at once (not deferred), made any stored key fail it,
+/// and no rule (which `COPY` ignores) rewrites the table's inserts.
 /// The copy's lock on the table keeps such an index from being created or dropped until the
 /// transaction ends, so one found now was there for the whole copy.
 async fn key_is_unique(
@@ -603,7 +604,8 @@ async fn key_is_unique(
              WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) AS columns) c \
          WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate AND i.indisvalid \
          AND i.indpred IS NULL AND i.indexprs IS NULL \
-         AND c.columns @> $2::text[] AND c.columns <@ $2::text[])",
+         AND c.columns @> $2::text[] AND c.columns <@ $2::text[]) \
+         AND NOT (SELECT relhasrules FROM pg_class WHERE oid = $1::regclass)",
     )
     .bind(Dialect::Postgres.table_name(table))
     .bind(key)
