@@ -22,6 +22,10 @@
 //! concurrency 6 on both databases, compared with the uniform workload's Upsert of the same run
 //! (`--workload uniform,debezium` runs both); the table must end with exactly the live keys.
 //!
+//! Before each database measurement both databases are settled (a PostgreSQL `CHECKPOINT`,
+//! InnoDB's dirty pages flushed), so no measurement pays for the background writes of the
+//! one before it.
+//!
 //! The databases are made durable for the run (PostgreSQL `fsync`, `synchronous_commit` and
 //! `full_page_writes` on; MariaDB `innodb_flush_log_at_trx_commit=1`) and put back as they were
 //! afterwards, also after a panic or Ctrl-C; `--unsafe-fast-db` leaves them as they are (the dev services run them
@@ -673,11 +677,14 @@ async fn measure_round(
     results: &mut Vec<Row>,
 ) {
     let name = workload.name;
+    settle(services).await;
     results.push(broker_ceiling(services, workload, topic));
     // A change stream has no bulk-load equivalent: it is compared with plain Upsert.
     if change_format(name).is_none() {
         results.push(postgres_ceiling(services, workload).await);
+        settle(services).await;
         results.push(mariadb_ceiling(services, workload).await);
+        settle(services).await;
     }
     for (db, mode, concurrency) in configs(name, args.quick) {
         let label = adbsink_name(db, mode, concurrency);
@@ -696,7 +703,55 @@ async fn measure_round(
             write: &args.write,
         };
         results.push(adbsink(services, workload, topic, run).await);
+        settle(services).await;
     }
+}
+
+/// Waits until neither database is still writing out what an earlier measurement left: a
+/// PostgreSQL checkpoint, and InnoDB's dirty pages flushed. After a million-row load both
+/// write for minutes in the background (a spread checkpoint, InnoDB's page cleaner), and
+/// the next measurement, on either database, would pay for it.
+async fn settle(services: &Services) {
+    let mut pg = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    sqlx::query("CHECKPOINT").execute(&mut pg).await.unwrap();
+    let mut my = sqlx::MySqlConnection::connect(&services.mysql_url)
+        .await
+        .unwrap();
+    let (_, pct): (String, String) =
+        sqlx::query_as("SHOW GLOBAL VARIABLES LIKE 'innodb_max_dirty_pages_pct'")
+            .fetch_one(&mut my)
+            .await
+            .unwrap();
+    // Not restored if the benchmark is killed here; a server restart resets it.
+    sqlx::query("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        .execute(&mut my)
+        .await
+        .unwrap();
+    let total = innodb_status(&mut my, "Innodb_buffer_pool_pages_total").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let dirty = innodb_status(&mut my, "Innodb_buffer_pool_pages_dirty").await;
+        if dirty <= total / 1000 {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("bench: InnoDB still has {dirty} dirty pages after 120 s; going on");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sqlx::query(&format!("SET GLOBAL innodb_max_dirty_pages_pct = {pct}"))
+        .execute(&mut my)
+        .await
+        .unwrap();
+}
+
+async fn innodb_status(my: &mut sqlx::MySqlConnection, name: &str) -> u64 {
+    let (_, value): (String, String) = sqlx::query_as(&format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+        .fetch_one(my)
+        .await
+        .unwrap();
+    value.parse().unwrap()
 }
 
 /// The median of each measurement's samples (by seconds; first row, CPU and steady rate
