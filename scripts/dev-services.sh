@@ -8,9 +8,9 @@
 #
 # Environment (all optional):
 #   ADBSINK_DEV_STATE      state dir                 (default /tmp/adbsink-dev)
-#   ADBSINK_PG_PORT        PostgreSQL port           (default 55432)
-#   ADBSINK_MYSQL_PORT     MariaDB port              (default 53306)
-#   ADBSINK_KAFKA_PORT     Tansu port                (default 59092)
+#   ADBSINK_PG_PORT        PostgreSQL port           (default 25432)
+#   ADBSINK_MYSQL_PORT     MariaDB port              (default 23306)
+#   ADBSINK_KAFKA_PORT     Tansu port                (default 29092)
 #   ADBSINK_READY_TIMEOUT  seconds to wait for readiness / shutdown (default 60)
 #
 # Must run as root (it installs Debian packages and drops to the postgres and
@@ -23,9 +23,11 @@ SCRIPT_PATH="$(readlink -f "${BASH_SOURCE[0]}")"
 # The state dir lives outside the repo so the postgres/mysql users can reach it
 # wherever the repo is cloned (e.g. under /root, which they cannot traverse).
 STATE="${ADBSINK_DEV_STATE:-/tmp/adbsink-dev}"
-PG_PORT="${ADBSINK_PG_PORT:-55432}"
-MYSQL_PORT="${ADBSINK_MYSQL_PORT:-53306}"
-KAFKA_PORT="${ADBSINK_KAFKA_PORT:-59092}"
+# Below the kernel's ephemeral range (32768–60999 by default): a client connection's local
+# port can never be one of these, so a stopped service always gets its port back.
+PG_PORT="${ADBSINK_PG_PORT:-25432}"
+MYSQL_PORT="${ADBSINK_MYSQL_PORT:-23306}"
+KAFKA_PORT="${ADBSINK_KAFKA_PORT:-29092}"
 TIMEOUT="${ADBSINK_READY_TIMEOUT:-60}"
 HOST=127.0.0.1
 

@@ -200,7 +200,7 @@ spec:
   destination:
     instanceType: AnalyticDBForPostgreSQL
     host: 127.0.0.1
-    port: 55432
+    port: 25432
     database: adbsink
     table: events
     username: adbsink
