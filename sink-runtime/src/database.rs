@@ -564,7 +564,7 @@ async fn upsert(
     if fresh.worth_trying() {
         (&mut *tx).execute("SAVEPOINT adbsink_fresh").await?;
         let copied = match copy_rows(&mut tx, table, rows).await {
-            Ok(()) => key_is_unique(&mut tx, table, primary_key).await?,
+            Ok(()) => copy_stands_for_merge(&mut tx, table, primary_key).await?,
             Err(_) => false,
         };
         fresh.observe(copied);
@@ -581,12 +581,12 @@ async fn upsert(
     tx.commit().await
 }
 
-/// Whether the copy just made is what the merge would have done: only if a valid unique index
-/// on exactly the key's columns, checked at once (not deferred), made any stored key fail it,
-/// and no rule (which `COPY` ignores) rewrites the table's inserts.
+/// Whether the copy just made is what the merge would have done. Only if a valid unique index
+/// on exactly the key's columns, checked at once (not deferred), would have failed the copy
+/// on any stored key; and only if no rule (which `COPY` ignores) rewrites the table's inserts.
 /// The copy's lock on the table keeps such an index from being created or dropped until the
 /// transaction ends, so one found now was there for the whole copy.
-async fn key_is_unique(
+async fn copy_stands_for_merge(
     conn: &mut sqlx::PgConnection,
     table: &Table,
     primary_key: &[usize],

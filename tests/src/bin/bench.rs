@@ -717,20 +717,22 @@ async fn settle(services: &Services) {
     let mut my = sqlx::MySqlConnection::connect(&services.mysql_url)
         .await
         .unwrap();
-    let (_, pct): (String, String) =
-        sqlx::query_as("SHOW GLOBAL VARIABLES LIKE 'innodb_max_dirty_pages_pct'")
-            .fetch_one(&mut my)
-            .await
-            .unwrap();
+    let pct = show_global(&mut my, "VARIABLES", "innodb_max_dirty_pages_pct").await;
     // Not restored if the benchmark is killed here; a server restart resets it.
     sqlx::query("SET GLOBAL innodb_max_dirty_pages_pct = 0")
         .execute(&mut my)
         .await
         .unwrap();
-    let total = innodb_status(&mut my, "Innodb_buffer_pool_pages_total").await;
+    let total: u64 = show_global(&mut my, "STATUS", "Innodb_buffer_pool_pages_total")
+        .await
+        .parse()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let dirty = innodb_status(&mut my, "Innodb_buffer_pool_pages_dirty").await;
+        let dirty: u64 = show_global(&mut my, "STATUS", "Innodb_buffer_pool_pages_dirty")
+            .await
+            .parse()
+            .unwrap();
         if dirty <= total / 1000 {
             break;
         }
@@ -746,12 +748,13 @@ async fn settle(services: &Services) {
         .unwrap();
 }
 
-async fn innodb_status(my: &mut sqlx::MySqlConnection, name: &str) -> u64 {
-    let (_, value): (String, String) = sqlx::query_as(&format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+/// One row of MariaDB's `SHOW GLOBAL {what}` (`VARIABLES` or `STATUS`): the value of `name`.
+async fn show_global(my: &mut sqlx::MySqlConnection, what: &str, name: &str) -> String {
+    let (_, value): (String, String) = sqlx::query_as(&format!("SHOW GLOBAL {what} LIKE '{name}'"))
         .fetch_one(my)
         .await
         .unwrap();
-    value.parse().unwrap()
+    value
 }
 
 /// The median of each measurement's samples (by seconds; first row, CPU and steady rate
@@ -1279,12 +1282,7 @@ async fn innodb_flush(services: &Services, value: Option<&str>) -> String {
         .await
         .unwrap();
     }
-    let (_, now): (String, String) =
-        sqlx::query_as("SHOW GLOBAL VARIABLES LIKE 'innodb_flush_log_at_trx_commit'")
-            .fetch_one(&mut my)
-            .await
-            .unwrap();
-    now
+    show_global(&mut my, "VARIABLES", "innodb_flush_log_at_trx_commit").await
 }
 
 impl Durability {
