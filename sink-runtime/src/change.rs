@@ -547,6 +547,7 @@ mod tests {
                 name: n.to_string(),
                 cast: None,
                 integer: false,
+                defaults_to_null: false,
             })
             .collect();
         Table::new("public", "orders", columns)

@@ -167,7 +167,9 @@ impl Database {
         let columns = match &self.pool {
             Pool::Postgres(pool) => sqlx::query(
                 "SELECT column_name::text, quote_ident(udt_schema::text) || '.' || quote_ident(udt_name::text), \
-                 udt_schema = 'pg_catalog' AND udt_name IN ('int2', 'int4', 'int8') \
+                 udt_schema = 'pg_catalog' AND udt_name IN ('int2', 'int4', 'int8'), \
+                 column_default IS NULL AND is_identity = 'NO' AND is_generated = 'NEVER' \
+                 AND domain_name IS NULL \
                  FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 \
                  ORDER BY ordinal_position",
             )
@@ -182,6 +184,7 @@ impl Database {
                     name: r.try_get(0)?,
                     cast: Some(r.try_get(1)?),
                     integer: r.try_get(2)?,
+                    defaults_to_null: r.try_get(3)?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>(),
@@ -204,6 +207,7 @@ impl Database {
                     name: r.try_get(0)?,
                     cast: None,
                     integer: r.try_get::<i64, _>(1)? != 0,
+                    defaults_to_null: false,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -491,7 +495,7 @@ impl Session {
     }
 }
 
-/// PostgreSQL's bulk path: one COPY per group of rows setting the same columns, all in one
+/// PostgreSQL's bulk path: the batch's COPYs ([`crate::dialect::copy_groups`]) in one
 /// transaction. COPY parses values with the columns' input functions, like the INSERT casts.
 async fn copy_in_transaction(
     pool: &PgPool,
@@ -508,8 +512,8 @@ async fn copy_rows(
     table: &Table,
     rows: &[&Row<'_>],
 ) -> Result<(), sqlx::Error> {
-    for (sql, group) in crate::dialect::copy_groups(table, rows) {
-        copy_in(conn, &sql, &group).await?;
+    for group in crate::dialect::copy_groups(table, rows) {
+        copy_in(conn, &group.sql, &group.columns, &group.rows).await?;
     }
     Ok(())
 }
@@ -518,6 +522,7 @@ async fn copy_rows(
 async fn copy_in(
     conn: &mut sqlx::PgConnection,
     sql: &str,
+    columns: &[usize],
     rows: &[&Row<'_>],
 ) -> Result<(), sqlx::Error> {
     // sqlx copies each chunk into the connection's buffer: a small one is cheap to allocate
@@ -526,7 +531,7 @@ async fn copy_in(
     let mut buffer = Vec::with_capacity(CHUNK + 4096);
     let mut copy = conn.copy_in_raw(sql).await?;
     for row in rows {
-        crate::dialect::copy_line(row, &mut buffer);
+        crate::dialect::copy_line(row, columns, &mut buffer);
         if buffer.len() >= CHUNK {
             copy.send(buffer.as_slice()).await?;
             buffer.clear();
@@ -637,7 +642,7 @@ async fn merge_staged(
                 .execute(&mut *tx)
                 .await?;
         }
-        copy_in(&mut *tx, &group.copy, &group.rows).await?;
+        copy_in(&mut *tx, &group.copy, &group.columns, &group.rows).await?;
         sqlx::query(&group.merge)
             .persistent(false)
             .execute(&mut *tx)

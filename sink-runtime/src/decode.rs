@@ -410,6 +410,7 @@ mod tests {
                 name: n.to_string(),
                 cast: None,
                 integer: false,
+                defaults_to_null: false,
             })
             .collect();
         Table::new("public", "t", columns)
@@ -562,6 +563,7 @@ mod tests {
                 name: format!("c{i}"),
                 cast: None,
                 integer: false,
+                defaults_to_null: false,
             })
             .collect();
         let wide = Table::new("s", "t", columns);

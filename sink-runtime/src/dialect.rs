@@ -387,16 +387,61 @@ fn column_list(table: &Table, columns: &[usize]) -> String {
         .join(", ")
 }
 
-/// PostgreSQL Insert mode: rows grouped by the columns they set, each group one
-/// `COPY … FROM STDIN` in text format. A column a row does not set is left out of its group's
-/// column list, so it takes its default exactly as `DEFAULT` would in an INSERT.
-pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<(String, Vec<&'a Row<'a>>)> {
+/// One `COPY … FROM STDIN` of a batch: the columns it lists, in table order, and its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyGroup<'a> {
+    pub sql: String,
+    pub columns: Vec<usize>,
+    pub rows: Vec<&'a Row<'a>>,
+}
+
+/// PostgreSQL Insert mode: each group one `COPY … FROM STDIN` in text format. A column a row
+/// leaves out must take its default exactly as `DEFAULT` would in an INSERT, so rows are
+/// grouped by the columns they set, except columns whose default is NULL
+/// ([`Column::defaults_to_null`](crate::table::Column)): those are listed when any row of the
+/// group sets them and sent as `\N` for the rows that do not, which stores what leaving them
+/// out stores. A topic whose messages carry different subsets of such columns is one COPY per
+/// batch, not one per subset: each COPY costs PostgreSQL a statement and a flush of its
+/// insert buffers.
+pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<CopyGroup<'a>> {
+    let fills = |c: usize| table.columns.get(c).is_some_and(|c| c.defaults_to_null);
+    // As in `by_columns`: few groups, a linear search from the last row's group.
+    let mut groups: Vec<(Vec<usize>, Vec<bool>, Vec<&Row<'_>>)> = Vec::new();
+    let mut last = 0;
+    for row in rows {
+        let same = |g: &(Vec<usize>, Vec<bool>, Vec<&Row<'_>>)| {
+            g.0.iter().copied().eq(row.columns().filter(|&c| !fills(c)))
+        };
+        if !groups.get(last).is_some_and(same) {
+            last = match groups.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    let key = row.columns().filter(|&c| !fills(c)).collect();
+                    groups.push((key, vec![false; table.len()], Vec::new()));
+                    groups.len() - 1
+                }
+            };
+        }
+        let (_, listed, group) = &mut groups[last];
+        for c in row.columns() {
+            if let Some(slot) = listed.get_mut(c) {
+                *slot = true;
+            }
+        }
+        group.push(row);
+    }
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let target = Dialect::Postgres.table_name(table);
-    by_columns(rows)
+    groups
         .into_iter()
-        .map(|(columns, rows)| {
+        .map(|(_, listed, rows)| {
+            let columns: Vec<usize> = (0..listed.len()).filter(|&c| listed[c]).collect();
             let list = column_list(table, &columns);
-            (format!("COPY {target} ({list}) FROM STDIN"), rows)
+            CopyGroup {
+                sql: format!("COPY {target} ({list}) FROM STDIN"),
+                columns,
+                rows,
+            }
         })
         .collect()
 }
@@ -417,6 +462,8 @@ pub fn create_stage(table: &Table) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedUpsert<'a> {
     pub copy: String,
+    /// The columns the copy lists: exactly those its rows set.
+    pub columns: Vec<usize>,
     pub merge: String,
     pub rows: Vec<&'a Row<'a>>,
 }
@@ -441,14 +488,17 @@ pub fn staged_upserts<'a>(
                     "INSERT INTO {target} ({list}) SELECT {list} FROM {stage}{}",
                     on_conflict(table, &columns, primary_key)
                 ),
+                columns,
                 rows,
             }
         })
         .collect()
 }
 
-/// One row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
-pub fn copy_line(row: &Row<'_>, out: &mut Vec<u8>) {
+/// One row in COPY's text format for a COPY listing `columns` (which hold every column the
+/// row sets): tab-separated, `\N` for NULL and for a listed column the row does not set,
+/// backslash escapes.
+pub fn copy_line(row: &Row<'_>, columns: &[usize], out: &mut Vec<u8>) {
     // Most rows hold no reserved byte at all: one vectorised scan of the row saves scanning
     // each value.
     let plain = row.texts().iter().all(|text| {
@@ -456,10 +506,12 @@ pub fn copy_line(row: &Row<'_>, out: &mut Vec<u8>) {
         memchr::memchr3(b'\\', b'\t', b'\n', text).is_none()
             && memchr::memchr(b'\r', text).is_none()
     });
-    for (i, (_, value)) in row.values().enumerate() {
+    let mut values = row.values().peekable();
+    for (i, &column) in columns.iter().enumerate() {
         if i > 0 {
             out.push(b'\t');
         }
+        let value = values.next_if(|(c, _)| *c == column).and_then(|(_, v)| v);
         let Some(text) = value else {
             out.extend_from_slice(b"\\N");
             continue;
@@ -485,6 +537,10 @@ pub fn copy_line(row: &Row<'_>, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(rest);
     }
+    debug_assert!(
+        values.next().is_none(),
+        "a set column the COPY does not list"
+    );
     out.push(b'\n');
 }
 
@@ -502,16 +558,19 @@ mod tests {
                     name: "id".into(),
                     cast: Some("\"pg_catalog\".\"int4\"".into()),
                     integer: false,
+                    defaults_to_null: false,
                 },
                 Column {
                     name: "na\"me`".into(),
                     cast: Some("\"pg_catalog\".\"text\"".into()),
                     integer: false,
+                    defaults_to_null: false,
                 },
                 Column {
                     name: "v".into(),
                     cast: None,
                     integer: false,
+                    defaults_to_null: false,
                 },
             ],
         )
@@ -669,18 +728,73 @@ mod tests {
         let c = row(&[(0, Some("3")), (1, Some("y"))]);
         let groups = copy_groups(&table(), &[&a, &b, &c]);
         assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].0, "COPY \"s\".\"t\" (\"id\") FROM STDIN");
-        assert_eq!(groups[0].1, vec![&b]);
+        assert_eq!(groups[0].sql, "COPY \"s\".\"t\" (\"id\") FROM STDIN");
+        assert_eq!(groups[0].rows, vec![&b]);
         assert_eq!(
-            groups[1].0,
+            groups[1].sql,
             "COPY \"s\".\"t\" (\"id\", \"na\"\"me`\") FROM STDIN"
         );
-        assert_eq!(groups[1].1, vec![&a, &c]);
+        assert_eq!(groups[1].rows, vec![&a, &c]);
+    }
+
+    /// Columns 1 and 2 store NULL when left out, column 3 has a default.
+    fn sparse_table() -> Table {
+        let column = |name: &str, defaults_to_null: bool| Column {
+            name: name.into(),
+            cast: None,
+            integer: false,
+            defaults_to_null,
+        };
+        Table::new(
+            "s",
+            "t",
+            vec![
+                column("id", false),
+                column("a", true),
+                column("b", true),
+                column("d", false),
+            ],
+        )
+    }
+
+    #[test]
+    fn copy_groups_fill_columns_that_default_to_null() {
+        let a = row(&[(0, Some("1")), (1, Some("x"))]);
+        let b = row(&[(0, Some("2")), (2, None)]);
+        let c = row(&[(0, Some("3"))]);
+        let groups = copy_groups(&sparse_table(), &[&a, &b, &c]);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert_eq!(
+            groups[0].sql,
+            "COPY \"s\".\"t\" (\"id\", \"a\", \"b\") FROM STDIN"
+        );
+        assert_eq!(groups[0].columns, [0, 1, 2]);
+        assert_eq!(groups[0].rows, vec![&a, &b, &c]);
+        let mut out = Vec::new();
+        for row in &groups[0].rows {
+            copy_line(row, &groups[0].columns, &mut out);
+        }
+        assert_eq!(out, b"1\tx\t\\N\n2\t\\N\t\\N\n3\t\\N\t\\N\n");
+    }
+
+    #[test]
+    fn copy_groups_keep_rows_apart_where_leaving_a_column_out_means_its_default() {
+        let a = row(&[(0, Some("1")), (1, Some("x")), (3, Some("5"))]);
+        let b = row(&[(0, Some("2")), (2, Some("y"))]);
+        let c = row(&[(0, Some("3")), (3, Some("6"))]);
+        let groups = copy_groups(&sparse_table(), &[&a, &b, &c]);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!(groups[0].columns, [0, 2], "without d");
+        assert_eq!(groups[0].rows, vec![&b]);
+        assert_eq!(groups[1].columns, [0, 1, 3], "with d");
+        assert_eq!(groups[1].rows, vec![&a, &c]);
     }
 
     fn copied(values: &[(usize, Option<&str>)]) -> Vec<u8> {
+        let row = row(values);
+        let columns: Vec<usize> = row.columns().collect();
         let mut out = Vec::new();
-        copy_line(&row(values), &mut out);
+        copy_line(&row, &columns, &mut out);
         out
     }
 

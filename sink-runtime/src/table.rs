@@ -16,6 +16,9 @@ pub struct Column {
     pub cast: Option<String>,
     /// A whole-number type, so equal keys have one canonical text (`overlap.rs`).
     pub integer: bool,
+    /// PostgreSQL: a row that leaves the column out stores NULL (no default, identity,
+    /// generation or domain), so a `COPY` may list it and send `\N` for such rows.
+    pub defaults_to_null: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +94,7 @@ mod tests {
                 name: n.to_string(),
                 cast: None,
                 integer: false,
+                defaults_to_null: false,
             })
             .collect();
         Table::new("public", "t", columns)
