@@ -311,6 +311,18 @@ pub async fn committed(
         .expect("committed offsets")
 }
 
+/// Waits, a minute at most, until `group` has committed `offset` on partition 0 of `topic`.
+pub async fn committed_to(services: &Services, group: &str, topic: &str, offset: i64) {
+    crate::eventually(
+        &format!("offset {offset} committed on {topic} partition 0"),
+        std::time::Duration::from_secs(60),
+        || async {
+            (committed(services, group, topic).await.get(&0) == Some(&Some(offset))).then_some(())
+        },
+    )
+    .await;
+}
+
 /// A record read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Read {

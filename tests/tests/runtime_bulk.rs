@@ -11,8 +11,8 @@ use sqlx::Connection;
 
 use adbsink_runtime::records::{OffsetRecord, StatusRecord, TaskState};
 use adbsink_tests::harness::{
-    Db, RunningSink, committed, config, manifest, produce_ids, provisioner, read_topic,
-    table_and_topic,
+    Db, RunningSink, committed, committed_to, config, manifest, produce_ids, provisioner,
+    read_topic, table_and_topic,
 };
 use adbsink_tests::{Kafka, Services, eventually, unique};
 
@@ -217,10 +217,7 @@ async fn a_blocked_batch_holds_back_the_commits_but_not_the_writes_behind_it(mod
         "nothing committed past the blocked batch: {before:?}"
     );
     release(blocker).await;
-    eventually("everything committed", Duration::from_secs(60), || async {
-        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(8))).then_some(())
-    })
-    .await;
+    committed_to(&services, &group, &topic, 8).await;
     let config = running.stop().await;
     assert_eq!(db.count(&services, &table).await, 8);
     // The offset topic records each commit in the order it was made.
@@ -284,10 +281,7 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
     )
     .await;
     release(blocker).await;
-    eventually("everything committed", Duration::from_secs(60), || async {
-        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(6))).then_some(())
-    })
-    .await;
+    committed_to(&services, &group, &topic, 6).await;
     running.stop().await;
     let rows = db
         .rows(

@@ -11,7 +11,7 @@ use sqlx::Connection;
 use adbsink_crd::{InitialOffset, WriteMode};
 use adbsink_runtime::records::{StatusRecord, TaskState};
 use adbsink_tests::harness::{
-    Db, RunningSink, committed, config, manifest, provisioner, read_topic, table_and_topic,
+    Db, RunningSink, committed_to, config, manifest, provisioner, read_topic, table_and_topic,
 };
 use adbsink_tests::{Kafka, Services, eventually, unique};
 
@@ -123,10 +123,7 @@ async fn big_bad_record(dead_letter_limit: Option<usize>) {
         .unwrap();
     let running = RunningSink::start(config(&sink)).await;
     let group = running.group();
-    eventually("everything committed", Duration::from_secs(60), || async {
-        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(4))).then_some(())
-    })
-    .await;
+    committed_to(&services, &group, &topic, 4).await;
     running.stop().await;
     assert_eq!(db.count(&services, &table).await, 3);
     let dead = read_topic(&services, &topics.dead_letter).await;
@@ -223,19 +220,15 @@ async fn upsert_updates_the_columns_a_message_carries_the_same_on_both_databases
         sink.spec.write.linger_ms = 500;
         let running = RunningSink::start(config(&sink)).await;
         let group = running.group();
-        let at = |n: i64| {
-            let (services, group, topic) = (services.clone(), group.clone(), topic.clone());
-            async move {
-                eventually("committed", Duration::from_secs(60), || async {
-                    (committed(&services, &group, &topic).await.get(&0) == Some(&Some(n)))
-                        .then_some(())
-                })
-                .await;
-            }
-        };
-        at(first.len() as i64).await;
+        committed_to(&services, &group, &topic, first.len() as i64).await;
         produce(&kafka, &topic, &second).await;
-        at((first.len() + second.len()) as i64).await;
+        committed_to(
+            &services,
+            &group,
+            &topic,
+            (first.len() + second.len()) as i64,
+        )
+        .await;
         running.stop().await;
         let cast = if db == Db::Postgres { "text" } else { "CHAR" };
         let rows = db
@@ -294,10 +287,7 @@ async fn postgres_upsert_copies_new_keys_and_merges_stored_ones() {
     sink.spec.write.primary_key = vec!["id".into()];
     let running = RunningSink::start(config(&sink)).await;
     let group = running.group();
-    eventually("everything committed", Duration::from_secs(60), || async {
-        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(4))).then_some(())
-    })
-    .await;
+    committed_to(&services, &group, &topic, 4).await;
     running.stop().await;
     let rows = db
         .rows(
@@ -386,10 +376,7 @@ async fn postgres_insert_copies_rows_that_leave_out_null_default_columns_togethe
     sink.spec.source.concurrency = 1;
     let running = RunningSink::start(config(&sink)).await;
     let group = running.group();
-    eventually("everything committed", Duration::from_secs(60), || async {
-        (committed(&services, &group, &topic).await.get(&0) == Some(&Some(6))).then_some(())
-    })
-    .await;
+    committed_to(&services, &group, &topic, 6).await;
     running.stop().await;
     let rows = db
         .rows(
@@ -526,10 +513,7 @@ async fn rows_without_a_key_or_without_columns_each_reach_the_error_topic() {
         let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
         let running = RunningSink::start(config(&sink)).await;
         let group = running.group();
-        eventually("everything committed", Duration::from_secs(60), || async {
-            (committed(&services, &group, &topic).await.get(&0) == Some(&Some(7))).then_some(())
-        })
-        .await;
+        committed_to(&services, &group, &topic, 7).await;
         running.stop().await;
         assert_eq!(db.count(&services, &table).await, 2, "{db:?}");
         let mut failed: Vec<(String, String)> = read_topic(&services, &topics.error)
