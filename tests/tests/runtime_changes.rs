@@ -422,10 +422,20 @@ async fn replay(db: Db, format: MessageFormat, seed: u64) {
     reaches(&services, db, &table, &expected, "concurrency 1").await;
     running.stop().await;
 
-    // Again from an empty table with a new group, at concurrency 6, killed mid-stream.
+    // Again from an empty table with a new group, at concurrency 6, killed mid-stream: another
+    // session's uncommitted insert of the first event's key stalls that key's partition at its
+    // first write, however fast the rest goes, so the kill lands before the end.
     db.execute(&services, &format!("DELETE FROM {table}")).await;
+    let Event::Insert { id: held, .. } = events[0] else {
+        panic!("a history starts with an insert")
+    };
+    let blocker = db
+        .hold(
+            &services,
+            &format!("INSERT INTO {table} (id, name, qty) VALUES ({held}, 'held', 0)"),
+        )
+        .await;
     let mut sink = sink("c6", 6);
-    // Batches of five: slow enough that the kill lands well before the end.
     sink.spec.write.max_batch_rows = 5;
     adbsink_runtime::standalone::provision(&config(&sink))
         .await
@@ -446,6 +456,8 @@ async fn replay(db: Db, format: MessageFormat, seed: u64) {
         written < changes,
         "killed in the middle ({written} of {changes} changes)"
     );
+    // The killed process's session may still wait on the key; it aborts once it gets it.
+    blocker.release().await;
     let second = RuntimeProcess::start(&sink);
     reaches(
         &services,
