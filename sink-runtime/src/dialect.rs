@@ -357,17 +357,27 @@ fn on_duplicate_key(table: &Table, columns: &[usize], primary_key: &[usize]) -> 
 
 /// Rows grouped by the columns they set, in order within each group.
 fn by_columns<'a>(rows: &[&'a Row<'a>]) -> Vec<(Vec<usize>, Vec<&'a Row<'a>>)> {
+    by_columns_where(rows, |_| true)
+}
+
+/// Rows grouped by which of the columns `keyed` accepts they set, groups in key order.
+fn by_columns_where<'a>(
+    rows: &[&'a Row<'a>],
+    keyed: impl Fn(usize) -> bool,
+) -> Vec<(Vec<usize>, Vec<&'a Row<'a>>)> {
     // Few groups, usually one: a linear search starting at the last row's group, so a row
     // costs a comparison and no allocation.
     let mut groups: Vec<(Vec<usize>, Vec<&Row<'_>>)> = Vec::new();
     let mut last = 0;
     for row in rows {
-        let same = |g: &(Vec<usize>, Vec<&Row<'_>>)| g.0.iter().copied().eq(row.columns());
+        let same = |g: &(Vec<usize>, Vec<&Row<'_>>)| {
+            g.0.iter().copied().eq(row.columns().filter(|&c| keyed(c)))
+        };
         if !groups.get(last).is_some_and(same) {
             last = match groups.iter().position(same) {
                 Some(i) => i,
                 None => {
-                    groups.push((row.columns().collect(), Vec::new()));
+                    groups.push((row.columns().filter(|&c| keyed(c)).collect(), Vec::new()));
                     groups.len() - 1
                 }
             };
@@ -405,36 +415,16 @@ pub struct CopyGroup<'a> {
 /// insert buffers.
 pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<CopyGroup<'a>> {
     let fills = |c: usize| table.columns.get(c).is_some_and(|c| c.defaults_to_null);
-    // As in `by_columns`: few groups, a linear search from the last row's group.
-    let mut groups: Vec<(Vec<usize>, Vec<bool>, Vec<&Row<'_>>)> = Vec::new();
-    let mut last = 0;
-    for row in rows {
-        let same = |g: &(Vec<usize>, Vec<bool>, Vec<&Row<'_>>)| {
-            g.0.iter().copied().eq(row.columns().filter(|&c| !fills(c)))
-        };
-        if !groups.get(last).is_some_and(same) {
-            last = match groups.iter().position(same) {
-                Some(i) => i,
-                None => {
-                    let key = row.columns().filter(|&c| !fills(c)).collect();
-                    groups.push((key, vec![false; table.len()], Vec::new()));
-                    groups.len() - 1
-                }
-            };
-        }
-        let (_, listed, group) = &mut groups[last];
-        for c in row.columns() {
-            if let Some(slot) = listed.get_mut(c) {
-                *slot = true;
-            }
-        }
-        group.push(row);
-    }
-    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let target = Dialect::Postgres.table_name(table);
-    groups
+    by_columns_where(rows, |c| !fills(c))
         .into_iter()
-        .map(|(_, listed, rows)| {
+        .map(|(_, rows)| {
+            let mut listed = vec![false; table.len()];
+            for c in rows.iter().flat_map(|row| row.columns()) {
+                if let Some(slot) = listed.get_mut(c) {
+                    *slot = true;
+                }
+            }
             let columns: Vec<usize> = (0..listed.len()).filter(|&c| listed[c]).collect();
             let list = column_list(table, &columns);
             CopyGroup {
