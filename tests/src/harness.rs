@@ -17,32 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Services;
 
-/// A transaction left open by [`Db::hold`].
-pub enum Held {
-    Postgres(sqlx::PgConnection),
-    MySql(sqlx::MySqlConnection),
-}
-
-impl Held {
-    /// Rolls the transaction back, which frees what it locked.
-    pub async fn release(self) {
-        match self {
-            Self::Postgres(mut conn) => {
-                sqlx::raw_sql("ROLLBACK")
-                    .execute(&mut conn)
-                    .await
-                    .expect("ROLLBACK");
-            }
-            Self::MySql(mut conn) => {
-                sqlx::raw_sql("ROLLBACK")
-                    .execute(&mut conn)
-                    .await
-                    .expect("ROLLBACK");
-            }
-        }
-    }
-}
-
 /// The two databases the sink writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -87,31 +61,6 @@ impl Db {
                         .await
                         .expect(statement);
                 }
-            }
-        }
-    }
-
-    /// Another session's open transaction that has run `statement` (an uncommitted insert of
-    /// a key, say): what it locks stays locked until [`Held::release`].
-    pub async fn hold(self, services: &Services, statement: &str) -> Held {
-        match self {
-            Self::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(self.url(services))
-                    .await
-                    .expect("connect");
-                for sql in ["BEGIN", statement] {
-                    sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-                }
-                Held::Postgres(conn)
-            }
-            Self::MySql => {
-                let mut conn = sqlx::MySqlConnection::connect(self.url(services))
-                    .await
-                    .expect("connect");
-                for sql in ["BEGIN", statement] {
-                    sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-                }
-                Held::MySql(conn)
             }
         }
     }

@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use adbsink_crd::{AnalyticDBSink, WriteMode};
+use sqlx::Connection;
 
 use adbsink_runtime::records::{OffsetRecord, StatusRecord, TaskState};
 use adbsink_tests::harness::{
-    Db, Held, RunningSink, committed, committed_to, config, manifest, produce_ids, provisioner,
+    Db, RunningSink, committed, committed_to, config, manifest, produce_ids, provisioner,
     read_topic, table_and_topic,
 };
 use adbsink_tests::{Kafka, Services, eventually, unique};
@@ -215,7 +216,7 @@ async fn a_blocked_batch_holds_back_the_commits_but_not_the_writes_behind_it(mod
         matches!(before.get(&0), None | Some(None | Some(0 | 2))),
         "nothing committed past the blocked batch: {before:?}"
     );
-    blocker.release().await;
+    release(blocker).await;
     committed_to(&services, &group, &topic, 8).await;
     let config = running.stop().await;
     assert_eq!(db.count(&services, &table).await, 8);
@@ -279,7 +280,7 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
         || async { (!db.rows(&services, waiting).await.is_empty()).then_some(()) },
     )
     .await;
-    blocker.release().await;
+    release(blocker).await;
     committed_to(&services, &group, &topic, 6).await;
     running.stop().await;
     let rows = db
@@ -313,15 +314,24 @@ async fn keyed_table(services: &Services, prefix: &str) -> (String, String, Stri
     .await
 }
 
-/// Another session's uncommitted insert of `id`: a write of that key waits until it is
-/// released.
-async fn hold_row(services: &Services, table: &str, id: i64) -> Held {
-    Db::Postgres
-        .hold(
-            services,
-            &format!("INSERT INTO {table} (id, v) VALUES ({id}, 'held')"),
-        )
+/// Another session's uncommitted insert of `id`: a write of that key waits until
+/// [`release`] rolls it back.
+async fn hold_row(services: &Services, table: &str, id: i64) -> sqlx::PgConnection {
+    let mut blocker = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "BEGIN; INSERT INTO {table} (id, v) VALUES ({id}, 'held')"
+    ))
+    .execute(&mut blocker)
+    .await
+    .unwrap();
+    blocker
+}
+
+async fn release(mut blocker: sqlx::PgConnection) {
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
         .await
+        .unwrap();
 }
 
 fn two_row_batches(
