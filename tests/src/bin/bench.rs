@@ -267,9 +267,12 @@ const SPARSE_COLUMNS: usize = 39;
 const SPARSE_SHAPES: usize = 16;
 
 /// Whether the sparse message `i` carries column `c` (1-based): about two thirds of the
-/// columns, in one of 16 different subsets.
+/// columns, in one of 16 different subsets. The subset follows a hash of `i`, not `i` itself:
+/// a cycle would repeat in every partition, and so would the order of key sets in a batch,
+/// which real topics do not.
 fn carries(i: usize, c: usize) -> bool {
-    !(c ^ (i % SPARSE_SHAPES)).is_multiple_of(3)
+    let shape = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+    !(c ^ (shape as usize % SPARSE_SHAPES)).is_multiple_of(3)
 }
 
 fn sparse_value(i: usize, c: usize) -> String {
@@ -512,6 +515,9 @@ struct Row {
     first_row: Option<f64>,
     /// adbsink: user + system CPU seconds of the runtime process.
     cpu_seconds: Option<f64>,
+    /// CPU seconds the whole machine was busy during the measurement (every process: the
+    /// database, the broker, the runtime), against which the cores bound any rate.
+    machine_cpu: Option<f64>,
     /// A summary's median steady rate, over its samples' own.
     steady: Option<f64>,
     /// A summary of several samples: the lowest and highest rows/s, and how many.
@@ -528,6 +534,7 @@ impl Row {
             peak_rss_mib: None,
             first_row: None,
             cpu_seconds: None,
+            machine_cpu: None,
             steady: None,
             spread: None,
         }
@@ -549,6 +556,10 @@ impl Row {
 
     fn cpu_per_million(&self) -> Option<f64> {
         self.cpu_seconds.map(|s| s * 1e6 / self.rows as f64)
+    }
+
+    fn machine_cpu_per_million(&self) -> Option<f64> {
+        self.machine_cpu.map(|s| s * 1e6 / self.rows as f64)
     }
 }
 
@@ -788,6 +799,7 @@ fn summarize(results: Vec<Row>) -> Vec<Row> {
                 seconds: median(group.iter().map(|r| r.seconds).collect()).unwrap_or(f64::NAN),
                 first_row: median(group.iter().filter_map(|r| r.first_row).collect()),
                 cpu_seconds: median(group.iter().filter_map(|r| r.cpu_seconds).collect()),
+                machine_cpu: median(group.iter().filter_map(|r| r.machine_cpu).collect()),
                 peak_rss_mib: group.iter().filter_map(|r| r.peak_rss_mib).reduce(f64::max),
                 steady: median(group.iter().filter_map(Row::steady_rate).collect()),
                 spread: (group.len() > 1).then(|| {
@@ -849,6 +861,7 @@ fn broker_ceiling(services: &Services, workload: &Workload, topic: &str) -> Row 
     }
     consumer.assign(&list).unwrap();
     let started = Instant::now();
+    let cpu = machine_cpu();
     let mut read = 0;
     while read < n {
         if let Some(m) = consumer.poll(Duration::from_secs(10)) {
@@ -858,12 +871,15 @@ fn broker_ceiling(services: &Services, workload: &Workload, topic: &str) -> Row 
             panic!("broker ceiling: stalled after {read} of {n}");
         }
     }
-    Row::measured(
-        workload.name,
-        "broker ceiling (plain consumer)".into(),
-        n,
-        started.elapsed().as_secs_f64(),
-    )
+    Row {
+        machine_cpu: busy_since(cpu),
+        ..Row::measured(
+            workload.name,
+            "broker ceiling (plain consumer)".into(),
+            n,
+            started.elapsed().as_secs_f64(),
+        )
+    }
 }
 
 async fn postgres_ceiling(services: &Services, workload: &Workload) -> Row {
@@ -873,6 +889,7 @@ async fn postgres_ceiling(services: &Services, workload: &Workload) -> Row {
         .await;
     let mut conn = sqlx::PgConnection::connect(&services.pg_url).await.unwrap();
     let started = Instant::now();
+    let cpu = machine_cpu();
     let mut copy = conn
         .copy_in_raw(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)"))
         .await
@@ -882,16 +899,20 @@ async fn postgres_ceiling(services: &Services, workload: &Workload) -> Row {
     }
     let rows = copy.finish().await.unwrap() as usize;
     let seconds = started.elapsed().as_secs_f64();
+    let machine_cpu = busy_since(cpu);
     assert_eq!(rows, workload.messages.len());
     Db::Postgres
         .execute(services, &format!("DROP TABLE {table}"))
         .await;
-    Row::measured(
-        workload.name,
-        "PostgreSQL ceiling (COPY FROM STDIN)".into(),
-        rows,
-        seconds,
-    )
+    Row {
+        machine_cpu,
+        ..Row::measured(
+            workload.name,
+            "PostgreSQL ceiling (COPY FROM STDIN)".into(),
+            rows,
+            seconds,
+        )
+    }
 }
 
 async fn mariadb_ceiling(services: &Services, workload: &Workload) -> Row {
@@ -910,6 +931,7 @@ async fn mariadb_ceiling(services: &Services, workload: &Workload) -> Row {
         file.display()
     );
     let started = Instant::now();
+    let cpu = machine_cpu();
     let status = Command::new("mariadb")
         .args([
             "--local-infile=1",
@@ -926,6 +948,7 @@ async fn mariadb_ceiling(services: &Services, workload: &Workload) -> Row {
         .status()
         .expect("mariadb client");
     let seconds = started.elapsed().as_secs_f64();
+    let machine_cpu = busy_since(cpu);
     assert!(status.success(), "LOAD DATA failed");
     let _ = std::fs::remove_file(&file);
     let rows = workload.messages.len();
@@ -933,12 +956,15 @@ async fn mariadb_ceiling(services: &Services, workload: &Workload) -> Row {
     Db::MySql
         .execute(services, &format!("DROP TABLE {table}"))
         .await;
-    Row::measured(
-        workload.name,
-        "MariaDB ceiling (LOAD DATA LOCAL INFILE)".into(),
-        rows,
-        seconds,
-    )
+    Row {
+        machine_cpu,
+        ..Row::measured(
+            workload.name,
+            "MariaDB ceiling (LOAD DATA LOCAL INFILE)".into(),
+            rows,
+            seconds,
+        )
+    }
 }
 
 /// The seed's design: one INSERT and one commit per message.
@@ -1071,6 +1097,7 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
         .unwrap()
         .port();
     let started = Instant::now();
+    let cpu = machine_cpu();
     let child = Command::new(&binary)
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args(["standalone", file.to_str().unwrap()])
@@ -1124,6 +1151,7 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
         tokio::time::sleep(POLL).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let machine_cpu = busy_since(cpu);
     peak = peak.max(rss_mib(pid).unwrap_or(0.0));
     let cpu_seconds = cpu_seconds(pid);
     let count = db.count(services, &table).await as usize;
@@ -1152,6 +1180,7 @@ async fn adbsink(services: &Services, workload: &Workload, topic: &str, run: Run
         peak_rss_mib: Some(peak),
         first_row,
         cpu_seconds,
+        machine_cpu,
         ..Row::measured(
             workload.name,
             adbsink_name(db, mode, concurrency),
@@ -1178,20 +1207,44 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU seconds all cores have been busy since boot (the first line of /proc/stat, all but idle
+/// and iowait).
+fn machine_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let busy: f64 = ticks.iter().take(8).sum::<f64>() - ticks.get(3)? - ticks.get(4)?;
+    Some(busy / clock_ticks())
+}
+
+/// The machine's busy CPU seconds since `start`, a [`machine_cpu`] reading.
+fn busy_since(start: Option<f64>) -> Option<f64> {
+    start.zip(machine_cpu()).map(|(a, b)| b - a)
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 /// User + system CPU seconds a process has used (utime and stime of /proc/PID/stat).
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let per_second: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0);
-    Some(ticks / per_second)
+    Some(ticks / clock_ticks())
 }
 
 fn endpoint(url: &str) -> (String, String) {
@@ -1380,7 +1433,7 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
     );
     println!("databases: {}\n", settings.join(", "));
     println!(
-        "{:<8} {:<62} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}  spread (n, min-max rows/s)",
+        "{:<8} {:<62} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>6}  spread (n, min-max rows/s)",
         "workload",
         "measurement",
         "rows/s",
@@ -1392,6 +1445,8 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
         "st. vs c",
         "peak RSS",
         "CPU s/M",
+        "mach. s/M",
+        "busy",
     );
     let mut json_rows = Vec::new();
     let mut upsert_lines = Vec::new();
@@ -1412,8 +1467,9 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
         let vs_baseline = baseline.filter(|_| is_adbsink).map(|b| r.rate() / b);
         let steady_vs_ceiling = ceiling.zip(r.steady_rate()).map(|(c, s)| s / c);
         let show = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or(String::new(), f);
+        let busy = r.machine_cpu.map(|c| c / (r.seconds * cores as f64));
         println!(
-            "{:<8} {:<62} {:>9.0} {:>8.2} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9}  {}",
+            "{:<8} {:<62} {:>9.0} {:>8.2} {:>8} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>6}  {}",
             r.workload,
             r.name,
             r.rate(),
@@ -1425,6 +1481,8 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
             show(steady_vs_ceiling, &|v| format!("{v:.2}x")),
             show(r.peak_rss_mib, &|m| format!("{m:.0} MiB")),
             show(r.cpu_per_million(), &|c| format!("{c:.2}")),
+            show(r.machine_cpu_per_million(), &|c| format!("{c:.2}")),
+            show(busy, &|b| format!("{:.0}%", b * 100.0)),
             r.spread.map_or(String::new(), |(low, high, n)| format!(
                 "{n}, {low:.0}-{high:.0}"
             )),
@@ -1457,6 +1515,7 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
             "firstRowSeconds": r.first_row, "steadyRowsPerSecond": r.steady_rate(),
             "steadyRatioToMinCeiling": steady_vs_ceiling,
             "cpuSecondsPerMillionRows": r.cpu_per_million(),
+            "machineCpuSecondsPerMillionRows": r.machine_cpu_per_million(), "machineBusy": busy,
             "samples": r.spread.map_or(1, |s| s.2),
             "minRowsPerSecond": r.spread.map(|s| s.0), "maxRowsPerSecond": r.spread.map(|s| s.1),
         }));
@@ -1477,6 +1536,11 @@ fn report(results: &[Row], args: &Args, settings: &[String]) {
     println!(
         "steady = from the first committed row to the last: without process start-up and the \
          broker's group join; CPU s/M = user + system seconds of the runtime per million rows"
+    );
+    println!(
+        "mach. s/M = CPU seconds the whole machine was busy per million rows (database, broker, \
+         runtime, everything; not what a database writes out after the measurement); busy = that \
+         over seconds x cores. No rate passes {cores} / mach. s/M million rows/s"
     );
     if args.repeat > 1 {
         println!(
