@@ -190,9 +190,15 @@ impl Database {
             .collect::<Result<Vec<_>, sqlx::Error>>(),
             Pool::MySql(pool) => {
                 self.read_max_allowed_packet(pool).await;
+                // A nullable column without a default stores NULL when left out. MySQL shows
+                // its default as NULL; MariaDB as the text `NULL`, where MySQL would mean a
+                // string default of that text (MariaDB quotes string defaults). Generated,
+                // auto-increment and expression-default columns carry a note in `extra`.
                 sqlx::query(
                 "SELECT CAST(column_name AS CHAR), \
-                 data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint') \
+                 data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint'), \
+                 is_nullable = 'YES' AND extra = '' AND (column_default IS NULL \
+                 OR (column_default = 'NULL' AND @@version LIKE '%MariaDB%')) \
                  FROM information_schema.columns \
                  WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             )
@@ -207,7 +213,7 @@ impl Database {
                     name: r.try_get(0)?,
                     cast: None,
                     integer: r.try_get::<i64, _>(1)? != 0,
-                    defaults_to_null: false,
+                    defaults_to_null: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0) != 0,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -262,12 +268,12 @@ impl Database {
                 // connection, which looks like an outage: a row that cannot fit is found here.
                 if let Some(row) = rows
                     .iter()
-                    .find(|r| crate::dialect::statement_bytes(r) > max_bytes)
+                    .find(|r| crate::dialect::statement_bytes(r, table.len()) > max_bytes)
                 {
                     let message = format!(
                         "a row of {} bytes is larger than the server's max_allowed_packet allows \
                          ({max_bytes} bytes per statement)",
-                        crate::dialect::statement_bytes(row)
+                        crate::dialect::statement_bytes(row, table.len())
                     );
                     return Err(if changes.len() == 1 {
                         WriteError::Rejected {

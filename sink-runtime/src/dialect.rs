@@ -1,6 +1,6 @@
 //! SQL text for a batch of rows, per database protocol. Identifiers come from the table's real
 //! columns and are quoted; every value is a bind parameter; a key missing from a message
-//! becomes `DEFAULT` so the column keeps its own default.
+//! leaves the column its own default ([`fill_groups`]).
 
 use adbsink_crd::{InstanceType, WriteMode};
 
@@ -19,9 +19,10 @@ pub const MYSQL_MAX_STATEMENT_BYTES: usize = 16 * 1024 * 1024 - 256 * 1024;
 /// Per-parameter overhead on the wire (type and length bytes), an upper bound.
 const PARAM_OVERHEAD: usize = 16;
 
-/// What one row adds to a MySQL statement's packet, an upper bound.
-pub fn statement_bytes(row: &Row<'_>) -> usize {
-    row.bytes() + row.len().max(1) * PARAM_OVERHEAD
+/// What one row adds to a MySQL statement's packet when it binds `params` parameters (at most
+/// the table's width), an upper bound.
+pub fn statement_bytes(row: &Row<'_>, params: usize) -> usize {
+    row.bytes() + params.max(1) * PARAM_OVERHEAD
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +66,21 @@ impl Dialect {
         }
     }
 
-    /// Splits rows into runs that each fit one statement: the parameter count, and on MySQL
-    /// `max_bytes` of packet (16 MiB, or less once the server refused a statement as larger
-    /// than its `max_allowed_packet`). Returns the run lengths.
-    pub fn chunk_sizes(self, rows: &[&Row<'_>], max_bytes: usize) -> Vec<usize> {
+    /// Splits rows that each bind `params_per_row` parameters into runs that each fit one
+    /// statement: the parameter count, and on MySQL `max_bytes` of packet (16 MiB, or less once
+    /// the server refused a statement as larger than its `max_allowed_packet`). Returns the run
+    /// lengths.
+    pub fn chunk_sizes(
+        self,
+        rows: &[&Row<'_>],
+        params_per_row: usize,
+        max_bytes: usize,
+    ) -> Vec<usize> {
+        let row_params = params_per_row.max(1);
         let mut sizes = Vec::new();
         let (mut count, mut params, mut bytes) = (0usize, 0usize, 0usize);
         for row in rows {
-            let row_params = row.len().max(1);
-            let row_bytes = statement_bytes(row);
+            let row_bytes = statement_bytes(row, row_params);
             let over_params = params + row_params > self.max_params();
             let over_bytes = self == Self::MySql && bytes + row_bytes > max_bytes;
             if count > 0 && (over_params || over_bytes) {
@@ -91,9 +98,14 @@ impl Dialect {
     }
 
     /// The statements that write `rows`, each within the limits of [`Dialect::chunk_sizes`].
-    /// Insert: multi-row INSERTs, a key a message lacks written as `DEFAULT`. Upsert: `rows`
-    /// must be coalesced ([`crate::coalesce::coalesce`], one row per key); rows are grouped by
-    /// the columns they set, so a row updates only the columns its message carried.
+    /// Insert: multi-row INSERTs over the groups of [`fill_groups`], so a key a message lacks
+    /// stores the column's default. Upsert: `rows` must be coalesced
+    /// ([`crate::coalesce::coalesce`], one row per key); rows are grouped by the columns they
+    /// set, so a row updates only the columns its message carried.
+    ///
+    /// Either way a statement's text depends only on its columns and its row count, never on
+    /// which keys each row happens to carry: the server prepares a text once per connection
+    /// and reuses it, where a text per statement would cost a prepare and a close each.
     pub fn statements<'a>(
         self,
         table: &Table,
@@ -102,36 +114,23 @@ impl Dialect {
         primary_key: &[usize],
         max_bytes: usize,
     ) -> Vec<Statement<'a>> {
+        let groups = match mode {
+            WriteMode::Insert => fill_groups(table, rows),
+            WriteMode::Upsert => by_columns(rows),
+        };
         let mut out = Vec::new();
-        let mut push_chunks = |rows: &[&'a Row<'a>], columns: &[usize]| {
+        for (columns, group) in groups {
             let mut start = 0;
-            for size in self.chunk_sizes(rows, max_bytes) {
-                let run = &rows[start..start + size];
+            for size in self.chunk_sizes(&group, columns.len(), max_bytes) {
+                let run = &group[start..start + size];
                 start += size;
                 out.push(match mode {
-                    WriteMode::Insert => self.insert(table, run),
-                    WriteMode::Upsert => self.upsert(table, columns, run, primary_key),
+                    WriteMode::Insert => self.values(table, &columns, run),
+                    WriteMode::Upsert => self.upsert(table, &columns, run, primary_key),
                 });
-            }
-        };
-        match mode {
-            WriteMode::Insert => push_chunks(rows, &[]),
-            WriteMode::Upsert => {
-                for (columns, group) in by_columns(rows) {
-                    push_chunks(&group, &columns);
-                }
             }
         }
         out
-    }
-
-    /// A multi-row INSERT of `rows`, which must fit one statement; a column some row does not
-    /// set is `DEFAULT` in that row.
-    pub fn insert<'a>(self, table: &Table, rows: &[&'a Row<'a>]) -> Statement<'a> {
-        let mut columns: Vec<usize> = rows.iter().flat_map(|r| r.columns()).collect();
-        columns.sort_unstable();
-        columns.dedup();
-        self.values(table, &columns, rows)
     }
 
     /// A multi-row upsert of `rows`, which all set exactly `columns` and have distinct keys:
@@ -152,7 +151,9 @@ impl Dialect {
         statement
     }
 
-    /// `INSERT INTO t (columns) VALUES (…), …` with every value bound.
+    /// `INSERT INTO t (columns) VALUES (…), …` with every value bound; a listed column a row
+    /// does not set is bound NULL, so `columns` may list only columns that set or default to
+    /// NULL for the rows that leave them out ([`fill_groups`]).
     fn values<'a>(self, table: &Table, columns: &[usize], rows: &[&'a Row<'a>]) -> Statement<'a> {
         let mut sql = format!("INSERT INTO {} (", self.table_name(table));
         sql.push_str(
@@ -169,17 +170,15 @@ impl Dialect {
                 sql.push_str(", ");
             }
             sql.push('(');
+            // Both in column order: one walk, not a search per column.
+            let mut values = row.values().peekable();
             for (j, column) in columns.iter().enumerate() {
                 if j > 0 {
                     sql.push_str(", ");
                 }
-                match row.get(*column) {
-                    Some(value) => {
-                        params.push(value);
-                        self.placeholder(&mut sql, params.len(), table, *column);
-                    }
-                    None => sql.push_str("DEFAULT"),
-                }
+                while values.next_if(|(c, _)| c < column).is_some() {}
+                params.push(values.next_if(|(c, _)| c == column).and_then(|(_, v)| v));
+                self.placeholder(&mut sql, params.len(), table, *column);
             }
             sql.push(')');
         }
@@ -405,17 +404,15 @@ pub struct CopyGroup<'a> {
     pub rows: Vec<&'a Row<'a>>,
 }
 
-/// PostgreSQL Insert mode: each group one `COPY … FROM STDIN` in text format. A column a row
-/// leaves out must take its default exactly as `DEFAULT` would in an INSERT, so rows are
-/// grouped by the columns they set, except columns whose default is NULL
+/// Insert mode's groups: the columns each lists, in table order, and its rows in batch order.
+/// A column a row leaves out must take its default exactly as leaving it out of an INSERT
+/// would, so rows are grouped by the columns they set, except columns whose default is NULL
 /// ([`Column::defaults_to_null`](crate::table::Column)): those are listed when any row of the
-/// group sets them and sent as `\N` for the rows that do not, which stores what leaving them
-/// out stores. A topic whose messages carry different subsets of such columns is one COPY per
-/// batch, not one per subset: each COPY costs PostgreSQL a statement and a flush of its
-/// insert buffers.
-pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<CopyGroup<'a>> {
+/// group sets them and written as NULL for the rows that do not, which stores what leaving
+/// them out stores. A topic whose messages carry different subsets of such columns is one
+/// group per batch, not one per subset.
+pub fn fill_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<(Vec<usize>, Vec<&'a Row<'a>>)> {
     let fills = |c: usize| table.columns.get(c).is_some_and(|c| c.defaults_to_null);
-    let target = Dialect::Postgres.table_name(table);
     by_columns_where(rows, |c| !fills(c))
         .into_iter()
         .map(|(_, rows)| {
@@ -426,12 +423,25 @@ pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<CopyGroup<'a>
                 }
             }
             let columns: Vec<usize> = (0..listed.len()).filter(|&c| listed[c]).collect();
-            let list = column_list(table, &columns);
-            CopyGroup {
-                sql: format!("COPY {target} ({list}) FROM STDIN"),
-                columns,
-                rows,
-            }
+            (columns, rows)
+        })
+        .collect()
+}
+
+/// PostgreSQL Insert mode: each of the [`fill_groups`] one `COPY … FROM STDIN` in text
+/// format, a column a row leaves out sent as `\N`. Each COPY costs PostgreSQL a statement and
+/// a flush of its insert buffers.
+pub fn copy_groups<'a>(table: &Table, rows: &[&'a Row<'a>]) -> Vec<CopyGroup<'a>> {
+    let target = Dialect::Postgres.table_name(table);
+    fill_groups(table, rows)
+        .into_iter()
+        .map(|(columns, rows)| CopyGroup {
+            sql: format!(
+                "COPY {target} ({}) FROM STDIN",
+                column_list(table, &columns)
+            ),
+            columns,
+            rows,
         })
         .collect()
 }
@@ -624,17 +634,97 @@ mod tests {
     }
 
     #[test]
-    fn postgres_insert_casts_binds_and_defaults_missing_keys() {
+    fn insert_statements_cast_binds_and_leave_out_missing_keys() {
         let a = row(&[(0, Some("1")), (1, Some("x"))]);
         let b = row(&[(0, Some("2")), (2, None)]);
-        let s = Dialect::Postgres.insert(&table(), &[&a, &b]);
-        assert_eq!(
-            s.sql,
-            "INSERT INTO \"s\".\"t\" (\"id\", \"na\"\"me`\", \"v\") VALUES \
-             ($1::\"pg_catalog\".\"int4\", $2::\"pg_catalog\".\"text\", DEFAULT), \
-             ($3::\"pg_catalog\".\"int4\", DEFAULT, $4)"
+        let c = row(&[(0, Some("3")), (1, Some("y"))]);
+        let s = Dialect::Postgres.statements(
+            &table(),
+            &[&a, &b, &c],
+            WriteMode::Insert,
+            &[],
+            usize::MAX,
         );
-        assert_eq!(s.params, vec![Some("1"), Some("x"), Some("2"), None]);
+        assert_eq!(
+            s[0].sql,
+            "INSERT INTO \"s\".\"t\" (\"id\", \"na\"\"me`\") VALUES \
+             ($1::\"pg_catalog\".\"int4\", $2::\"pg_catalog\".\"text\"), \
+             ($3::\"pg_catalog\".\"int4\", $4::\"pg_catalog\".\"text\")"
+        );
+        assert_eq!(
+            s[0].params,
+            vec![Some("1"), Some("x"), Some("3"), Some("y")]
+        );
+        assert_eq!(
+            s[1].sql,
+            "INSERT INTO \"s\".\"t\" (\"id\", \"v\") VALUES \
+             ($1::\"pg_catalog\".\"int4\", $2)"
+        );
+        assert_eq!(s[1].params, vec![Some("2"), None]);
+        assert!(s.iter().all(|s| !s.sql.contains("DEFAULT")), "{s:?}");
+    }
+
+    #[test]
+    fn mysql_insert_binds_null_for_left_out_columns_that_default_to_null() {
+        let a = row(&[(0, Some("1")), (1, Some("x"))]);
+        let b = row(&[(0, Some("2")), (2, None)]);
+        let c = row(&[(0, Some("3")), (3, Some("5"))]);
+        let s = Dialect::MySql.statements(
+            &sparse_table(),
+            &[&a, &b, &c],
+            WriteMode::Insert,
+            &[],
+            usize::MAX,
+        );
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(
+            s[0].sql,
+            "INSERT INTO `s`.`t` (`id`, `a`, `b`) VALUES (?, ?, ?), (?, ?, ?)"
+        );
+        assert_eq!(
+            s[0].params,
+            vec![Some("1"), Some("x"), None, Some("2"), None, None]
+        );
+        assert_eq!(s[1].sql, "INSERT INTO `s`.`t` (`id`, `d`) VALUES (?, ?)");
+    }
+
+    /// Messages of one topic carry whatever subset of the nullable columns they have. Each
+    /// distinct statement text costs MySQL a prepare (and sqlx's cache a close when it
+    /// evicts): a batch's statements must share their texts, not have one each.
+    #[test]
+    fn mysql_insert_texts_do_not_depend_on_which_keys_each_row_carries() {
+        let column = |c: usize| Column {
+            name: format!("c{c}"),
+            cast: None,
+            integer: false,
+            defaults_to_null: c > 0,
+        };
+        let wide = Table::new("s", "t", (0..40).map(column).collect());
+        let rows: Vec<Row<'static>> = (0..5_000u64)
+            .map(|i| {
+                let shape = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+                std::iter::once((0, Some("1")))
+                    .chain(
+                        (1..40)
+                            .filter(|c| shape >> c & 1 == 1)
+                            .map(|c| (c, Some("v"))),
+                    )
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&Row<'_>> = rows.iter().collect();
+        let s = Dialect::MySql.statements(
+            &wide,
+            &refs,
+            WriteMode::Insert,
+            &[],
+            MYSQL_MAX_STATEMENT_BYTES,
+        );
+        let texts: std::collections::HashSet<&str> = s.iter().map(|s| s.sql.as_str()).collect();
+        assert!(s.len() > 10, "{}", s.len());
+        assert_eq!(texts.len(), 2, "full statements and the remainder");
+        assert_eq!(s.iter().map(|s| s.params.len()).sum::<usize>(), 5_000 * 40);
+        assert!(s.iter().all(|s| s.params.len() <= MYSQL_MAX_PARAMS));
     }
 
     #[test]
@@ -813,7 +903,7 @@ mod tests {
     fn chunks_respect_the_parameter_limit() {
         let wide: Row<'static> = (0..1000).map(|c| (c, Some("x"))).collect();
         let rows: Vec<&Row<'_>> = std::iter::repeat_n(&wide, 200).collect();
-        let sizes = Dialect::Postgres.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES);
+        let sizes = Dialect::Postgres.chunk_sizes(&rows, rows[0].len(), MYSQL_MAX_STATEMENT_BYTES);
         assert_eq!(sizes, vec![65, 65, 65, 5]);
         assert!(sizes.iter().all(|n| n * 1000 <= MAX_PARAMS));
     }
@@ -822,10 +912,10 @@ mod tests {
     fn mysql_statements_stay_small() {
         let ten: Row<'static> = (0..10).map(|c| (c, Some("x"))).collect();
         let rows: Vec<&Row<'_>> = std::iter::repeat_n(&ten, 1000).collect();
-        let sizes = Dialect::MySql.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES);
+        let sizes = Dialect::MySql.chunk_sizes(&rows, rows[0].len(), MYSQL_MAX_STATEMENT_BYTES);
         assert_eq!(sizes, vec![409, 409, 182]);
         assert_eq!(
-            Dialect::Postgres.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES),
+            Dialect::Postgres.chunk_sizes(&rows, rows[0].len(), MYSQL_MAX_STATEMENT_BYTES),
             vec![1000]
         );
     }
@@ -836,11 +926,11 @@ mod tests {
         let big = row(&[(0, Some(&text))]);
         let rows: Vec<&Row<'_>> = std::iter::repeat_n(&big, 12).collect();
         assert_eq!(
-            Dialect::MySql.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES),
+            Dialect::MySql.chunk_sizes(&rows, rows[0].len(), MYSQL_MAX_STATEMENT_BYTES),
             vec![5, 5, 2]
         );
         assert_eq!(
-            Dialect::Postgres.chunk_sizes(&rows, MYSQL_MAX_STATEMENT_BYTES),
+            Dialect::Postgres.chunk_sizes(&rows, rows[0].len(), MYSQL_MAX_STATEMENT_BYTES),
             vec![12]
         );
     }

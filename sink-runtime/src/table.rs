@@ -16,8 +16,9 @@ pub struct Column {
     pub cast: Option<String>,
     /// A whole-number type, so equal keys have one canonical text (`overlap.rs`).
     pub integer: bool,
-    /// PostgreSQL: a row that leaves the column out stores NULL (no default, identity,
-    /// generation or domain), so a `COPY` may list it and send `\N` for such rows.
+    /// A row that leaves the column out stores NULL (nullable, with no default, identity,
+    /// generation, auto-increment or domain), so a statement or `COPY` may list the column
+    /// and write NULL for such rows ([`crate::dialect::fill_groups`]).
     pub defaults_to_null: bool,
 }
 

@@ -420,6 +420,92 @@ async fn postgres_insert_copies_rows_that_leave_out_null_default_columns_togethe
 }
 
 /// Produces `messages` to partition 0, one record per batch.
+/// MySQL Insert writes rows that leave out different nullable columns with one statement
+/// text (binding NULL for what a row leaves out), and keeps apart rows that leave out a column
+/// whose default is not NULL: a default value, MariaDB's string default `'NULL'`, an
+/// auto-increment, a generated column. Each row gets exactly what an INSERT without the column
+/// gives it, and the table's description says which columns may be filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_insert_fills_only_columns_that_default_to_null() {
+    let services = Services::from_env();
+    let db = Db::MySql;
+    let (name, topic, table) = table_and_topic(
+        &services,
+        db,
+        "fill",
+        "(id bigint PRIMARY KEY, a TEXT, b VARCHAR(8) DEFAULT NULL, n INT DEFAULT 7, \
+         q VARCHAR(8) DEFAULT 'NULL', s BIGINT NOT NULL AUTO_INCREMENT, \
+         g BIGINT AS (id * 2) STORED, t VARCHAR(8) NOT NULL, UNIQUE KEY (s))",
+        1,
+    )
+    .await;
+    let sink = manifest(&services, db, &name, &topic, &table);
+    let described = adbsink_runtime::database::Database::connect(&config(&sink).database, 1)
+        .describe()
+        .await
+        .unwrap();
+    let fills: Vec<(&str, bool)> = described
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.defaults_to_null))
+        .collect();
+    assert_eq!(
+        fills,
+        [
+            ("id", false),
+            ("a", true),
+            ("b", true),
+            ("n", false),
+            ("q", false),
+            ("s", false),
+            ("g", false),
+            ("t", false),
+        ]
+    );
+    let messages = [
+        r#"{"id": 1, "a": "a1", "t": "t"}"#,
+        r#"{"id": 2, "b": "b2", "t": "t"}"#,
+        r#"{"id": 3, "t": "t"}"#,
+        r#"{"id": 4, "a": null, "b": "b4", "n": 1, "t": "t"}"#,
+        r#"{"id": 5, "q": "x", "s": 500, "t": "t"}"#,
+        r#"{"id": 6, "a": "a6", "b": "b6", "t": "t"}"#,
+    ];
+    produce(&Kafka::new(&services.kafka_bootstrap), &topic, &messages).await;
+    let mut sink = sink;
+    sink.spec.source.concurrency = 1;
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    committed_to(&services, &group, &topic, 6).await;
+    running.stop().await;
+    let rows: Vec<String> = db
+        .rows(
+            &services,
+            &format!(
+                "SELECT CAST(id AS CHAR), a, b, CAST(n AS CHAR), q, \
+                 IF(id = 5, CAST(s AS CHAR), IF(s > 0, 'assigned', 'none')), CAST(g AS CHAR) \
+                 FROM {table} ORDER BY id"
+            ),
+        )
+        .await
+        .iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.iter().map(|c| c.as_deref().unwrap_or("-")).collect();
+            cells.join(" ")
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "1 a1 - 7 NULL assigned 2",
+            "2 - b2 7 NULL assigned 4",
+            "3 - - 7 NULL assigned 6",
+            "4 - b4 1 NULL assigned 8",
+            "5 - - 7 x 500 10",
+            "6 a6 b6 7 NULL assigned 12",
+        ]
+    );
+}
+
 async fn produce(kafka: &Kafka, topic: &str, messages: &[&str]) {
     kafka
         .produce_to(
