@@ -6,15 +6,17 @@
 //!
 //! Three bulk workloads, each N JSON messages in a 12-partition topic of its own: `uniform` (10
 //! columns, about 280 bytes, every message the same keys), `sparse` (a 40-column table, each
-//! message carrying one of 16 different subsets of about two thirds of the columns, as real
-//! topics do), `wide` (the 10 columns with a long description: about 2 KB a message). Each is
+//! message carrying one of 16 different subsets of about two thirds of the columns, in no
+//! order, as real topics do), `wide` (the 10 columns with a long description: about 2 KB a message). Each is
 //! measured in one run against its own ceilings: a plain consumer (broker), COPY FROM STDIN
 //! (PostgreSQL) and LOAD DATA LOCAL INFILE (MariaDB) of the same rows (missing keys as NULL),
 //! and, for `uniform`, one INSERT + commit per message (the baseline, on a sample). Then
 //! adbsink standalone end to end for both databases, Insert and Upsert: concurrency 1, 6 and
 //! 12 for `uniform`, 6 for the others. Reported per run: rows/s end to end (process start to
 //! the last row), steady rows/s (first row to last), seconds to the first row, peak RSS and CPU
-//! seconds (user + system) of the runtime per million rows, and the ratios to the ceilings.
+//! seconds (user + system) of the runtime per million rows, the whole machine's busy CPU seconds
+//! per million rows (every process: databases and broker too) and how busy that kept the cores,
+//! and the ratios to the ceilings.
 //!
 //! Three change-stream workloads, N events each (20% inserts, 70% updates, 10% deletes, each
 //! to its key's partition) over the uniform rows: `json-cdc` (flat JSON, tombstones delete),
