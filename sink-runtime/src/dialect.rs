@@ -152,8 +152,8 @@ impl Dialect {
     }
 
     /// `INSERT INTO t (columns) VALUES (…), …` with every value bound; a listed column a row
-    /// does not set is bound NULL, so `columns` may list only columns that set or default to
-    /// NULL for the rows that leave them out ([`fill_groups`]).
+    /// does not set is bound NULL, so beyond what every row sets `columns` may list only
+    /// columns whose default is NULL ([`fill_groups`]).
     fn values<'a>(self, table: &Table, columns: &[usize], rows: &[&'a Row<'a>]) -> Statement<'a> {
         let mut sql = format!("INSERT INTO {} (", self.table_name(table));
         sql.push_str(

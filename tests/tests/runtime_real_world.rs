@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
-use adbsink_crd::{InitialOffset, WriteMode};
+use adbsink_crd::{AnalyticDBSink, InitialOffset, WriteMode};
 use adbsink_runtime::records::{StatusRecord, TaskState};
 use adbsink_tests::harness::{
     Db, RunningSink, committed_to, config, manifest, provisioner, read_topic, table_and_topic,
@@ -279,16 +279,12 @@ async fn postgres_upsert_copies_new_keys_and_merges_stored_ones() {
         r#"{"id": 1, "v": "updated"}"#,
         r#"{"id": 12, "v": "new"}"#,
     ];
-    produce(&Kafka::new(&services.kafka_bootstrap), &topic, &messages).await;
     let mut sink = manifest(&services, db, &name, &topic, &table);
     sink.spec.source.concurrency = 1;
     sink.spec.write.max_batch_rows = 2;
     sink.spec.write.write_mode = WriteMode::Upsert;
     sink.spec.write.primary_key = vec!["id".into()];
-    let running = RunningSink::start(config(&sink)).await;
-    let group = running.group();
-    committed_to(&services, &group, &topic, 4).await;
-    running.stop().await;
+    write_through(&services, &sink, &topic, &messages).await;
     let rows = db
         .rows(
             &services,
@@ -371,31 +367,21 @@ async fn postgres_insert_copies_rows_that_leave_out_null_default_columns_togethe
         r#"{"id": 5, "d": 5, "s": 500}"#,
         r#"{"id": 6, "a": "a6", "b": "b6"}"#,
     ];
-    produce(&Kafka::new(&services.kafka_bootstrap), &topic, &messages).await;
     let mut sink = manifest(&services, db, &name, &topic, &table);
     sink.spec.source.concurrency = 1;
-    let running = RunningSink::start(config(&sink)).await;
-    let group = running.group();
-    committed_to(&services, &group, &topic, 6).await;
-    running.stop().await;
+    write_through(&services, &sink, &topic, &messages).await;
     // One line per row, `-` for NULL; the identity column shows whether it was assigned,
     // except where the message set it.
-    let rows: Vec<String> = db
-        .rows(
-            &services,
-            &format!(
-                "SELECT id::text, a, b, n::text, d::text, \
-                 CASE WHEN id = 5 THEN s::text ELSE (s IS NOT NULL)::text END, g::text \
-                 FROM {table} ORDER BY id"
-            ),
-        )
-        .await
-        .iter()
-        .map(|r| {
-            let cells: Vec<&str> = r.iter().map(|c| c.as_deref().unwrap_or("-")).collect();
-            cells.join(" ")
-        })
-        .collect();
+    let rows = lines(
+        &services,
+        db,
+        &format!(
+            "SELECT id::text, a, b, n::text, d::text, \
+             CASE WHEN id = 5 THEN s::text ELSE (s IS NOT NULL)::text END, g::text \
+             FROM {table} ORDER BY id"
+        ),
+    )
+    .await;
     assert_eq!(
         rows,
         [
@@ -419,7 +405,6 @@ async fn postgres_insert_copies_rows_that_leave_out_null_default_columns_togethe
     assert_eq!(statements, ["{1,2,3,6}", "{4}", "{5}"]);
 }
 
-/// Produces `messages` to partition 0, one record per batch.
 /// MySQL Insert writes rows that leave out different nullable columns with one statement
 /// text (binding NULL for what a row leaves out), and keeps apart rows that leave out a column
 /// whose default is not NULL: a default value, MariaDB's string default `'NULL'`, an
@@ -470,29 +455,19 @@ async fn mysql_insert_fills_only_columns_that_default_to_null() {
         r#"{"id": 5, "q": "x", "s": 500, "t": "t"}"#,
         r#"{"id": 6, "a": "a6", "b": "b6", "t": "t"}"#,
     ];
-    produce(&Kafka::new(&services.kafka_bootstrap), &topic, &messages).await;
     let mut sink = sink;
     sink.spec.source.concurrency = 1;
-    let running = RunningSink::start(config(&sink)).await;
-    let group = running.group();
-    committed_to(&services, &group, &topic, 6).await;
-    running.stop().await;
-    let rows: Vec<String> = db
-        .rows(
-            &services,
-            &format!(
-                "SELECT CAST(id AS CHAR), a, b, CAST(n AS CHAR), q, \
-                 IF(id = 5, CAST(s AS CHAR), IF(s > 0, 'assigned', 'none')), CAST(g AS CHAR) \
-                 FROM {table} ORDER BY id"
-            ),
-        )
-        .await
-        .iter()
-        .map(|r| {
-            let cells: Vec<&str> = r.iter().map(|c| c.as_deref().unwrap_or("-")).collect();
-            cells.join(" ")
-        })
-        .collect();
+    write_through(&services, &sink, &topic, &messages).await;
+    let rows = lines(
+        &services,
+        db,
+        &format!(
+            "SELECT CAST(id AS CHAR), a, b, CAST(n AS CHAR), q, \
+             IF(id = 5, CAST(s AS CHAR), IF(s > 0, 'assigned', 'none')), CAST(g AS CHAR) \
+             FROM {table} ORDER BY id"
+        ),
+    )
+    .await;
     assert_eq!(
         rows,
         [
@@ -506,6 +481,28 @@ async fn mysql_insert_fills_only_columns_that_default_to_null() {
     );
 }
 
+/// Produces `messages` (one partition), runs `sink` until it committed them all, stops it.
+async fn write_through(services: &Services, sink: &AnalyticDBSink, topic: &str, messages: &[&str]) {
+    produce(&Kafka::new(&services.kafka_bootstrap), topic, messages).await;
+    let running = RunningSink::start(config(sink)).await;
+    let group = running.group();
+    committed_to(services, &group, topic, messages.len() as i64).await;
+    running.stop().await;
+}
+
+/// The rows `sql` selects, one line each, cells joined by spaces and NULL shown as `-`.
+async fn lines(services: &Services, db: Db, sql: &str) -> Vec<String> {
+    db.rows(services, sql)
+        .await
+        .iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.iter().map(|c| c.as_deref().unwrap_or("-")).collect();
+            cells.join(" ")
+        })
+        .collect()
+}
+
+/// Produces `messages` to partition 0, one record per batch.
 async fn produce(kafka: &Kafka, topic: &str, messages: &[&str]) {
     kafka
         .produce_to(
