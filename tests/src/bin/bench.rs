@@ -7,16 +7,16 @@
 //! Three bulk workloads, each N JSON messages in a 12-partition topic of its own: `uniform` (10
 //! columns, about 280 bytes, every message the same keys), `sparse` (a 40-column table, each
 //! message carrying one of 16 different subsets of about two thirds of the columns, in no
-//! order, as real topics do), `wide` (the 10 columns with a long description: about 2 KB a message). Each is
-//! measured in one run against its own ceilings: a plain consumer (broker), COPY FROM STDIN
-//! (PostgreSQL) and LOAD DATA LOCAL INFILE (MariaDB) of the same rows (missing keys as NULL),
-//! and, for `uniform`, one INSERT + commit per message (the baseline, on a sample). Then
-//! adbsink standalone end to end for both databases, Insert and Upsert: concurrency 1, 6 and
-//! 12 for `uniform`, 6 for the others. Reported per run: rows/s end to end (process start to
-//! the last row), steady rows/s (first row to last), seconds to the first row, peak RSS and CPU
-//! seconds (user + system) of the runtime per million rows, the whole machine's busy CPU seconds
-//! per million rows (every process: databases and broker too) and how busy that kept the cores,
-//! and the ratios to the ceilings.
+//! order, as real topics do), `wide` (the 10 columns with a long description: about 2 KB a
+//! message). Each is measured in one run against its own ceilings: a plain consumer (broker),
+//! COPY FROM STDIN (PostgreSQL) and LOAD DATA LOCAL INFILE (MariaDB) of the same rows (missing
+//! keys as NULL), and, for `uniform`, one INSERT + commit per message (the baseline, on a
+//! sample). Then adbsink standalone end to end for both databases, Insert and Upsert:
+//! concurrency 1, 6 and 12 for `uniform`, 6 for the others. Reported per run: rows/s end to
+//! end (process start to the last row), steady rows/s (first row to last), seconds to the
+//! first row, peak RSS and CPU seconds (user + system) of the runtime per million rows, the
+//! whole machine's busy CPU seconds per million rows (every process: databases and broker too)
+//! and how busy that kept the cores, and the ratios to the ceilings.
 //!
 //! Three change-stream workloads, N events each (20% inserts, 70% updates, 10% deletes, each
 //! to its key's partition) over the uniform rows: `json-cdc` (flat JSON, tombstones delete),
@@ -44,6 +44,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use adbsink_tests::harness::{Db, manifest};
@@ -1230,14 +1231,19 @@ fn busy_since(start: Option<f64>) -> Option<f64> {
     start.zip(machine_cpu()).map(|(a, b)| b - a)
 }
 
+/// Clock ticks per second, asked once: a reading at the start of a measurement would
+/// otherwise spawn `getconf` inside the window it measures.
 fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// User + system CPU seconds a process has used (utime and stime of /proc/PID/stat).
