@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use adbsink_runtime::records::ConfigRecord;
 use adbsink_runtime::signal::shutdown_signal;
-use adbsink_runtime::sink::MANAGED_CONSUMER_PROPERTIES;
+use adbsink_runtime::sink::managed_consumer_property;
 use adbsink_runtime::standalone::{self, Credentials};
 use adbsink_runtime::{Error, Secret, sink};
 use clap::{Parser, Subcommand};
@@ -33,7 +33,8 @@ struct Cli {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "ADBSINK_HTTP_ADDR", global = true)]
     http_addr: Option<SocketAddr>,
-    /// Extra librdkafka consumer property, `key=value`; may repeat.
+    /// Extra librdkafka consumer property, `key=value`; may repeat. Replaces adbsink's own
+    /// fetch tuning; the properties the sink owns (group, offsets) are refused.
     #[arg(long = "kafka-property", value_parser = key_value, global = true)]
     kafka_properties: Vec<(String, String)>,
     #[arg(
@@ -92,10 +93,9 @@ fn key_value(s: &str) -> Result<(String, String), String> {
     let (key, value) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not key=value"))?;
-    if MANAGED_CONSUMER_PROPERTIES.contains(&key) {
+    if let Some(why) = managed_consumer_property(key) {
         return Err(format!(
-            "{key} is set by adbsink and cannot be changed: offsets move only after the \
-             database has committed the rows"
+            "{key} is set by adbsink and cannot be changed: {why}"
         ));
     }
     Ok((key.to_string(), value.to_string()))

@@ -33,11 +33,32 @@ const LANE_CAPACITY: usize = 4;
 /// The producer's own cap: far above any topic's limit, which is what bounds a record.
 const PRODUCER_MAX_MESSAGE_BYTES: usize = 256 << 20;
 
-/// Consumer settings the delivery guarantees rest on; `--kafka-property` cannot change them.
-pub const MANAGED_CONSUMER_PROPERTIES: [&str; 3] = [
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "auto.offset.reset",
+/// Consumer settings the sink owns, with why; `--kafka-property` cannot change them.
+pub const MANAGED_CONSUMER_PROPERTIES: [(&str, &str); 6] = [
+    (
+        "enable.auto.commit",
+        "offsets move only after the database has committed the rows",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets move only after the database has committed the rows",
+    ),
+    (
+        "auto.offset.reset",
+        "a partition without a usable offset resumes at its oldest record, never skipping any",
+    ),
+    (
+        "group.id",
+        "the consumer group is connect-<sink name>, where the operator reads lag and offsets",
+    ),
+    (
+        "client.id",
+        "it names the sink's tasks in status and metrics",
+    ),
+    (
+        "enable.partition.eof",
+        "the dispatcher expects no end-of-partition events",
+    ),
 ];
 
 /// Everything a sink process needs, credentials resolved.
@@ -257,8 +278,13 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
     }
 
     let consumer: Arc<GroupConsumer> = Arc::new(
-        consumer_config(&config, &group, &config.task_prefix)
-            .create_with_context(GroupContext::new(tasks.clone(), fence))?,
+        consumer_config(
+            &config.kafka,
+            &config.consumer_properties,
+            &group,
+            &config.task_prefix,
+        )
+        .create_with_context(GroupContext::new(tasks.clone(), fence))?,
     );
     consumer.subscribe(&[config.spec.source.topic.as_str()])?;
     // Connect and describe the table while the group forms, not after the first batch
@@ -309,10 +335,24 @@ async fn run_inner(config: SinkConfig, stop: CancellationToken) -> Result<()> {
     result
 }
 
-fn consumer_config(config: &SinkConfig, group: &str, client_id: &str) -> ClientConfig {
-    let mut consumer = config.kafka.client_config();
-    for (key, value) in &config.consumer_properties {
-        if !MANAGED_CONSUMER_PROPERTIES.contains(&key.as_str()) {
+fn consumer_config(
+    kafka: &KafkaConnection,
+    properties: &[(String, String)],
+    group: &str,
+    client_id: &str,
+) -> ClientConfig {
+    let mut consumer = kafka.client_config();
+    // One prefetch queue per process, shared by its tasks, kept small for memory. When it is
+    // full librdkafka waits fetch.queue.backoff.ms (1 s by default) before fetching again,
+    // which starved the tasks; rechecking every 10 ms keeps them fed from 4 MiB. A fetch
+    // response is held whole, so it is capped too. Measured in docs/performance.md. These are
+    // tuning, so a user's --kafka-property replaces them.
+    consumer
+        .set("queued.max.messages.kbytes", "4096")
+        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.max.bytes", "2097152");
+    for (key, value) in properties {
+        if !is_managed(key) {
             consumer.set(key, value);
         }
     }
@@ -322,19 +362,24 @@ fn consumer_config(config: &SinkConfig, group: &str, client_id: &str) -> ClientC
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        // One prefetch queue per process, shared by its tasks, kept small for memory. When it
-        // is full librdkafka waits fetch.queue.backoff.ms (1 s by default) before fetching
-        // again, which starved the tasks; rechecking every 10 ms keeps them fed from 4 MiB.
-        // A fetch response is held whole, so it is capped too. Measured in docs/performance.md.
-        .set("queued.max.messages.kbytes", "4096")
-        .set("fetch.queue.backoff.ms", "10")
-        .set("fetch.max.bytes", "2097152")
         // initialOffset applies once, when the group is created (provision::ensure_group).
         // A partition without a committed offset, or whose committed offset has left the log,
         // resumes at the oldest record still there: never at the end, which would skip
         // records silently. The reset is logged (dispatch::GroupContext).
         .set("auto.offset.reset", "earliest");
     consumer
+}
+
+/// Why the sink owns consumer property `key`, if it does.
+pub fn managed_consumer_property(key: &str) -> Option<&'static str> {
+    MANAGED_CONSUMER_PROPERTIES
+        .iter()
+        .find(|(managed, _)| *managed == key)
+        .map(|(_, why)| *why)
+}
+
+fn is_managed(key: &str) -> bool {
+    managed_consumer_property(key).is_some()
 }
 
 /// Refreshes the per-partition lag gauges every 15 s.
@@ -369,5 +414,55 @@ async fn report_lag(
 impl From<WriteError> for crate::Error {
     fn from(e: WriteError) -> Self {
         crate::Error::Config(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn properties(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_users_tuning_replaces_ours_but_what_the_sink_owns_stays() {
+        let kafka = KafkaConnection {
+            bootstrap_servers: "b:9092".into(),
+            ..KafkaConnection::default()
+        };
+        let given = properties(&[
+            ("fetch.max.bytes", "8388608"),
+            ("session.timeout.ms", "10000"),
+            ("group.id", "someone-else"),
+            ("enable.auto.commit", "true"),
+        ]);
+        let config = consumer_config(&kafka, &given, "connect-s", "s-0");
+        assert_eq!(config.get("fetch.max.bytes"), Some("8388608"));
+        assert_eq!(config.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(config.get("queued.max.messages.kbytes"), Some("4096"));
+        assert_eq!(config.get("group.id"), Some("connect-s"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn every_property_the_sink_sets_for_itself_is_managed() {
+        let config = consumer_config(&KafkaConnection::default(), &[], "g", "c");
+        let tuning = [
+            "queued.max.messages.kbytes",
+            "fetch.queue.backoff.ms",
+            "fetch.max.bytes",
+            "bootstrap.servers",
+            "security.protocol",
+        ];
+        for key in config.config_map().keys() {
+            assert!(
+                tuning.contains(key) || is_managed(key),
+                "{key} is set by the sink but neither tuning nor managed"
+            );
+        }
     }
 }

@@ -271,6 +271,10 @@ fn zero_threads_and_overriding_managed_consumer_properties_are_refused() {
             ],
             "auto.offset.reset is set by adbsink",
         ),
+        (
+            vec!["standalone", path, "--kafka-property", "group.id=other"],
+            "group.id is set by adbsink",
+        ),
     ] {
         let output = Command::new(runtime_binary())
             .args(&args)
