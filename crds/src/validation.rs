@@ -183,14 +183,20 @@ fn runtime(name: &str, spec: &AnalyticDBSinkSpec, errors: &mut Vec<FieldError>) 
             }
         }
     }
-    if let (Some(a), Some(b)) = (&runtime.topics.dead_letter, &runtime.topics.error)
-        && a.name.is_some()
-        && a.name == b.name
-        && a.partitions != b.partitions
+    // By default they do share one (`connect-error-<name>`), which is created once with the
+    // dead-letter settings: an error partition count of its own would be dropped unseen.
+    let role = |role| topics.iter().find(|t| t.role == role);
+    if let (Some(dead_letter), Some(error)) = (role(TopicRole::DeadLetter), role(TopicRole::Error))
+        && dead_letter.name == error.name
+        && dead_letter.partitions != error.partitions
     {
         errors.push(FieldError::new(
             "spec.runtime.topics.error.partitions",
-            "must equal deadLetter.partitions when both name the same topic",
+            format!(
+                "{} differs from the dead-letter topic's {}, and both are {:?}: set the same \
+                 count on both, or give the error topic a name of its own",
+                error.partitions, dead_letter.partitions, error.name
+            ),
         ));
     }
 }

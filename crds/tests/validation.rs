@@ -239,6 +239,37 @@ fn dead_letter_and_error_may_share_a_topic_but_status_may_not() {
 }
 
 #[test]
+fn an_error_partition_count_the_shared_topic_would_drop_is_rejected() {
+    // Both default to connect-error-<name>, created once with the dead-letter settings.
+    let mut object = minimal();
+    set(
+        &mut object,
+        "spec.runtime.topics.error",
+        json!({"partitions": 12}),
+    );
+    assert_eq!(
+        rust_errors(&object),
+        vec!["spec.runtime.topics.error.partitions"]
+    );
+    let err = validate(&parse(&object)).expect_err("invalid").to_string();
+    assert!(err.contains("differs from the dead-letter topic's 6"), "{err}");
+
+    set(
+        &mut object,
+        "spec.runtime.topics.deadLetter",
+        json!({"partitions": 12}),
+    );
+    assert_eq!(rust_errors(&object), Vec::<String>::new(), "same count");
+
+    set(
+        &mut object,
+        "spec.runtime.topics.error",
+        json!({"name": "connect-error-own", "partitions": 3}),
+    );
+    assert_eq!(rust_errors(&object), Vec::<String>::new(), "a topic of its own");
+}
+
+#[test]
 fn bootstrap_servers_must_be_host_port() {
     let mut object = minimal();
     set(
