@@ -92,8 +92,11 @@ pub struct SourceSpec {
     #[serde(default = "default_concurrency")]
     #[schemars(extend("enum" = [1, 2, 3, 6, 12]))]
     pub concurrency: u32,
-    /// Where a partition with no committed offset starts: Earliest (oldest message) or Latest
-    /// (only messages produced after the sink starts).
+    /// Where the sink starts when it creates its consumer group (resourceCreation Auto):
+    /// Earliest (each partition's oldest message) or Latest (only messages produced after the
+    /// group is created). It applies once: a partition that has no committed offset later (added
+    /// to the topic, or its offset fell out of retention) starts at its oldest message, never
+    /// skipping any. Under Manual, the group's own offsets decide.
     #[serde(default)]
     pub initial_offset: InitialOffset,
     /// SASL authentication to the brokers.
