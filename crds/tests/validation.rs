@@ -252,7 +252,10 @@ fn an_error_partition_count_the_shared_topic_would_drop_is_rejected() {
         vec!["spec.runtime.topics.error.partitions"]
     );
     let err = validate(&parse(&object)).expect_err("invalid").to_string();
-    assert!(err.contains("differs from the dead-letter topic's 6"), "{err}");
+    assert!(
+        err.contains("differs from the dead-letter topic's 6"),
+        "{err}"
+    );
 
     set(
         &mut object,
@@ -266,7 +269,11 @@ fn an_error_partition_count_the_shared_topic_would_drop_is_rejected() {
         "spec.runtime.topics.error",
         json!({"name": "connect-error-own", "partitions": 3}),
     );
-    assert_eq!(rust_errors(&object), Vec::<String>::new(), "a topic of its own");
+    assert_eq!(
+        rust_errors(&object),
+        Vec::<String>::new(),
+        "a topic of its own"
+    );
 }
 
 #[test]

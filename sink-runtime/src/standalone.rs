@@ -34,6 +34,13 @@ pub fn load(path: &Path, credentials: Credentials) -> Result<SinkConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
     let sink = adbsink_crd::from_yaml(&text)?;
+    // In a cluster a paused sink has no pods; run from its file, it must not consume either.
+    if sink.spec.paused {
+        return Err(Error::Config(format!(
+            "{}: spec.paused is true, so the sink does not run; set it to false to run it",
+            path.display()
+        )));
+    }
     config_from(&sink, credentials)
 }
 
@@ -50,8 +57,33 @@ pub fn config_from(sink: &AnalyticDBSink, credentials: Credentials) -> Result<Si
     validate(&checked)?;
     let name = sink.metadata.name.clone().unwrap_or_default();
     let spec = &sink.spec;
+    unreadable_ca(
+        "spec.source.tls",
+        spec.source
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.ca_secret_ref.is_some() || tls.ca_config_map_ref.is_some()),
+        credentials.kafka_ca_file.is_some(),
+        "--kafka-ca-file",
+    )?;
+    unreadable_ca(
+        "spec.destination.tls",
+        spec.destination
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.ca_secret_ref.is_some()),
+        credentials.db_ca_file.is_some(),
+        "--db-ca-file",
+    )?;
+    // Given for this run, it beats the one written in the file, as a flag beats a config file.
     let password = match (&spec.destination.password, credentials.password) {
-        (Some(inline), _) => Secret::new(inline.clone()),
+        (Some(_), Some(password)) => {
+            info!(
+                "database password from ADBSINK_DB_PASSWORD or --password-file, not the manifest"
+            );
+            password
+        }
+        (Some(inline), None) => Secret::new(inline.clone()),
         (None, Some(password)) => password,
         (None, None) => {
             return Err(Error::Config(
@@ -99,6 +131,19 @@ pub fn config_from(sink: &AnalyticDBSink, credentials: Credentials) -> Result<Si
         name,
         spec,
     })
+}
+
+/// A CA the manifest keeps in a Secret or ConfigMap, which standalone mode cannot read: without
+/// its file, TLS would fall back to the system's trust store and fail on a private CA with a
+/// handshake error that does not say why.
+fn unreadable_ca(field: &str, referenced: bool, file_given: bool, flag: &str) -> Result<()> {
+    if referenced && !file_given {
+        return Err(Error::Config(format!(
+            "{field} references a CA in a Secret or ConfigMap, which standalone mode cannot \
+             read: pass the CA's PEM file with {flag}"
+        )));
+    }
+    Ok(())
 }
 
 /// Creates (Auto) or checks (Manual) the internal topics and the consumer group, and publishes
@@ -158,4 +203,82 @@ pub async fn provision(config: &SinkConfig) -> Result<()> {
             &ConfigRecord::new(&config.name, &config.spec),
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(extra_source: &str, extra_destination: &str) -> AnalyticDBSink {
+        adbsink_crd::from_yaml(&format!(
+            r#"
+apiVersion: adbsink.io/v1alpha1
+kind: AnalyticDBSink
+metadata: {{name: s}}
+spec:
+  source: {{bootstrapServers: "b:9092", topic: t{extra_source}}}
+  destination: {{instanceType: AnalyticDBForPostgreSQL, host: h, database: d, table: t, username: u, password: inline{extra_destination}}}
+"#
+        ))
+        .expect("sink")
+    }
+
+    fn error(result: Result<SinkConfig>) -> String {
+        match result {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_ca_kept_in_the_cluster_needs_its_file() {
+        let kafka = sink(", tls: {caSecretRef: {name: ca, key: ca.pem}}", "");
+        let message = error(config_from(&kafka, Credentials::default()));
+        assert!(
+            message.contains("spec.source.tls") && message.contains("--kafka-ca-file"),
+            "{message}"
+        );
+        let pem = std::env::temp_dir().join(format!("adbsink-ca-{}.pem", std::process::id()));
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n").expect("write");
+        let given = Credentials {
+            kafka_ca_file: Some(pem.display().to_string()),
+            ..Credentials::default()
+        };
+        let config = config_from(&kafka, given).expect("with the file");
+        assert!(config.kafka.ca_pem.is_some());
+        let _ = std::fs::remove_file(pem);
+
+        let db = sink(
+            "",
+            ", tls: {mode: VerifyFull, caSecretRef: {name: ca, key: ca.pem}}",
+        );
+        let message = error(config_from(&db, Credentials::default()));
+        assert!(
+            message.contains("spec.destination.tls") && message.contains("--db-ca-file"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_password_given_for_the_run_beats_the_manifests() {
+        let given = Credentials {
+            password: Some(Secret::new("rotated")),
+            ..Credentials::default()
+        };
+        let config = config_from(&sink("", ""), given).expect("config");
+        assert_eq!(config.database.password.expose(), "rotated");
+        let config = config_from(&sink("", ""), Credentials::default()).expect("config");
+        assert_eq!(config.database.password.expose(), "inline");
+    }
+
+    #[test]
+    fn a_paused_manifest_does_not_run() {
+        let file = std::env::temp_dir().join(format!("adbsink-paused-{}.yaml", std::process::id()));
+        let mut paused = sink("", "");
+        paused.spec.paused = true;
+        std::fs::write(&file, serde_yaml::to_string(&paused).expect("yaml")).expect("write");
+        let message = error(load(&file, Credentials::default()));
+        let _ = std::fs::remove_file(&file);
+        assert!(message.contains("spec.paused is true"), "{message}");
+    }
 }
