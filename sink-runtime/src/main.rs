@@ -14,6 +14,12 @@ use adbsink_runtime::{Error, Secret, sink};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Parser)]
 #[command(
     version,
@@ -22,14 +28,15 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log format: json or text.
+    /// Log format.
     #[arg(
         long,
         env = "ADBSINK_LOG_FORMAT",
-        default_value = "text",
+        value_enum,
+        default_value_t = LogFormat::Text,
         global = true
     )]
-    log_format: String,
+    log_format: LogFormat,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "ADBSINK_HTTP_ADDR", global = true)]
     http_addr: Option<SocketAddr>,
@@ -111,7 +118,7 @@ fn threads(s: &str) -> Result<u32, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -212,7 +219,7 @@ fn joined(result: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(
     result.map_err(|e| Error::TaskFailed(e.to_string()))?
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
@@ -220,7 +227,7 @@ fn init_logging(format: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    if format == "json" {
+    if format == LogFormat::Json {
         builder
             .json()
             .flatten_event(true)

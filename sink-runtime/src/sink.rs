@@ -34,7 +34,7 @@ const LANE_CAPACITY: usize = 4;
 const PRODUCER_MAX_MESSAGE_BYTES: usize = 256 << 20;
 
 /// Consumer settings the sink owns, with why; `--kafka-property` cannot change them.
-pub const MANAGED_CONSUMER_PROPERTIES: [(&str, &str); 6] = [
+pub const MANAGED_CONSUMER_PROPERTIES: [(&str, &str); 9] = [
     (
         "enable.auto.commit",
         "offsets move only after the database has committed the rows",
@@ -49,7 +49,20 @@ pub const MANAGED_CONSUMER_PROPERTIES: [(&str, &str); 6] = [
     ),
     (
         "group.id",
-        "the consumer group is connect-<sink name>, where the operator reads lag and offsets",
+        "the consumer group is spec.runtime.consumerGroup (connect-<sink name> by default), \
+         where the operator reads lag and offsets",
+    ),
+    (
+        "bootstrap.servers",
+        "it is spec.source.bootstrapServers, shared by every client of the sink",
+    ),
+    (
+        "security.protocol",
+        "it follows spec.source.tls and spec.source.sasl, shared by every client of the sink",
+    ),
+    (
+        "ssl.ca.pem",
+        "it is spec.source.tls's CA (--kafka-ca-file), shared by every client of the sink",
     ),
     (
         "client.id",
@@ -372,6 +385,13 @@ fn consumer_config(
 
 /// Why the sink owns consumer property `key`, if it does.
 pub fn managed_consumer_property(key: &str) -> Option<&'static str> {
+    if key.starts_with("sasl.") {
+        // A credential on the command line is visible to every user of the machine.
+        return Some(
+            "SASL follows spec.source.sasl, with the credentials from ADBSINK_SASL_USERNAME and \
+             ADBSINK_SASL_PASSWORD",
+        );
+    }
     MANAGED_CONSUMER_PROPERTIES
         .iter()
         .find(|(managed, _)| *managed == key)
@@ -450,13 +470,21 @@ mod tests {
 
     #[test]
     fn every_property_the_sink_sets_for_itself_is_managed() {
-        let config = consumer_config(&KafkaConnection::default(), &[], "g", "c");
+        let kafka = KafkaConnection {
+            bootstrap_servers: "b:9092".into(),
+            sasl: Some(crate::kafka::SaslCredentials {
+                mechanism: adbsink_crd::SaslMechanism::Plain,
+                username: "u".into(),
+                password: crate::Secret::new("p"),
+            }),
+            tls: true,
+            ca_pem: Some("-----BEGIN CERTIFICATE-----".into()),
+        };
+        let config = consumer_config(&kafka, &[], "g", "c");
         let tuning = [
             "queued.max.messages.kbytes",
             "fetch.queue.backoff.ms",
             "fetch.max.bytes",
-            "bootstrap.servers",
-            "security.protocol",
         ];
         for key in config.config_map().keys() {
             assert!(

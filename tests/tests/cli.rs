@@ -246,7 +246,7 @@ async fn serves_metrics_stops_cleanly_on_sigterm_and_never_logs_the_password() {
 }
 
 #[test]
-fn zero_threads_and_overriding_managed_consumer_properties_are_refused() {
+fn bad_arguments_and_overriding_managed_consumer_properties_are_refused() {
     let services = Services::from_env();
     let sink = manifest(&services, Db::Postgres, &unique("cli-args"), "t", "t");
     let file = write_manifest(&sink);
@@ -275,6 +275,11 @@ fn zero_threads_and_overriding_managed_consumer_properties_are_refused() {
             vec!["standalone", path, "--kafka-property", "group.id=other"],
             "group.id is set by adbsink",
         ),
+        (
+            vec!["standalone", path, "--kafka-property", "sasl.password=x"],
+            "sasl.password is set by adbsink",
+        ),
+        (vec!["standalone", path, "--log-format", "JSON"], "'JSON'"),
     ] {
         let output = Command::new(runtime_binary())
             .args(&args)
