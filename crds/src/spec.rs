@@ -68,7 +68,9 @@ pub struct AnalyticDBSinkSpec {
     /// resource is deleted: Retain keeps them, Delete removes them.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
-    /// Consumer threads per sink pod. The operator runs ceil(concurrency / threadsPerReplica) pods.
+    /// At most this many consumer threads per sink pod. The operator runs the fewest pods that
+    /// share the concurrency evenly within it (concurrency 12 at 5 a pod: 3 pods of 4 threads),
+    /// so the threads always add up to the concurrency.
     #[serde(default = "default_threads_per_replica")]
     #[schemars(range(min = 1, max = 12))]
     pub threads_per_replica: u32,

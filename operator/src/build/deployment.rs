@@ -39,10 +39,16 @@ pub struct PodInputs<'a> {
     pub run_as: Option<i64>,
 }
 
-/// Pods the sink needs when running: ceil(concurrency / threadsPerReplica).
+/// Pods the sink needs when running: the fewest that share the concurrency evenly with at most
+/// threadsPerReplica threads each, so the pods' threads add up to the concurrency exactly
+/// (every pod of a Deployment runs the same number). A pod per thread always qualifies.
 pub fn sized_replicas(spec: &AnalyticDBSinkSpec) -> i32 {
-    let per_pod = spec.threads_per_replica.max(1);
-    i32::try_from(spec.source.concurrency.div_ceil(per_pod).max(1)).unwrap_or(i32::MAX)
+    let concurrency = spec.source.concurrency.max(1);
+    let at_least = concurrency.div_ceil(spec.threads_per_replica.max(1));
+    let pods = (at_least..=concurrency)
+        .find(|pods| concurrency.is_multiple_of(*pods))
+        .unwrap_or(concurrency);
+    i32::try_from(pods).unwrap_or(i32::MAX)
 }
 
 /// Replicas to run now: none while paused.
@@ -50,11 +56,11 @@ pub fn desired_replicas(spec: &AnalyticDBSinkSpec) -> i32 {
     if spec.paused { 0 } else { sized_replicas(spec) }
 }
 
-/// Threads each pod runs, spreading the concurrency evenly over the sized pods. Independent of
+/// Threads each pod runs: the concurrency over the sized pods, which divide it. Independent of
 /// `paused`, so pausing changes only the replica count and does not roll the template.
 pub fn threads_per_pod(spec: &AnalyticDBSinkSpec) -> u32 {
     let pods = u32::try_from(sized_replicas(spec)).unwrap_or(1).max(1);
-    spec.source.concurrency.div_ceil(pods)
+    spec.source.concurrency.max(1) / pods
 }
 
 pub fn deployment(sink: &AnalyticDBSink, inputs: &PodInputs<'_>) -> Result<Deployment> {

@@ -30,7 +30,11 @@ fn sizes_replicas_and_threads_from_concurrency() {
         (1, 3, 1, 1),
         (12, 5, 3, 4),
         (2, 12, 1, 2),
-        (3, 2, 2, 2),
+        // Threads add up to the concurrency, never more per pod than asked: not 2 pods of 2.
+        (3, 2, 3, 1),
+        (6, 4, 2, 3),
+        (12, 7, 2, 6),
+        (12, 1, 12, 1),
     ] {
         s.spec.source.concurrency = concurrency;
         s.spec.threads_per_replica = per_replica;
@@ -50,7 +54,7 @@ fn sizes_replicas_and_threads_from_concurrency() {
     assert_eq!(desired_replicas(&s.spec), 0);
     assert_eq!(
         threads_per_pod(&s.spec),
-        2,
+        1,
         "pausing does not change the template"
     );
 }
