@@ -33,7 +33,9 @@ use tracing::{info, warn};
 use crate::batch::{Batch, Limits, next_offsets};
 use crate::change::{Change, Decoded, Reader, Skip};
 use crate::database::{Session, WriteError};
-use crate::deadletter::{Failure, Outgoing, Stage, error_headers, room, too_large, unacknowledged};
+use crate::deadletter::{
+    Failure, Fit, Outgoing, Stage, bounded_reason, error_headers, room, too_large, unacknowledged,
+};
 use crate::decode::DecodeError;
 use crate::dispatch::{Event, GroupConsumer, sleep_until};
 use crate::fence::Claim;
@@ -636,7 +638,7 @@ fn decode_failure(error: &DecodeError) -> Failure {
         },
         class_name: "adbsink.JsonDecoder",
         exception: error.class_name().to_string(),
-        message: error.to_string(),
+        message: bounded_reason(error.to_string()),
         sql_state: None,
     }
 }
@@ -650,7 +652,7 @@ fn rejection_failure(error: &WriteError) -> Failure {
         stage: Stage::TaskPut,
         class_name: "adbsink.AnalyticDBWriter",
         exception: "DataRejected".into(),
-        message: error.to_string(),
+        message: bounded_reason(error.to_string()),
         sql_state,
     }
 }
@@ -681,8 +683,8 @@ async fn route_failures(
         .iter()
         .map(|(i, f)| error_headers(&messages[*i], f, &shared.name, &stats.id))
         .collect();
-    // Each failure not yet acknowledged, with the room its value may take (None: whole).
-    let mut pending: Vec<(usize, Option<usize>)> = failures
+    // Each failure not yet acknowledged, with what of it its copy carries.
+    let mut pending: Vec<(usize, Fit)> = failures
         .iter()
         .enumerate()
         .map(|(k, (i, _))| (k, room(&messages[*i], &headers[k], targets[k].1)))
@@ -691,7 +693,7 @@ async fn route_failures(
     loop {
         let copies: Vec<Outgoing<'_>> = pending
             .iter()
-            .map(|&(k, room)| Outgoing::new(&messages[failures[k].0], &headers[k], room))
+            .map(|&(k, fit)| Outgoing::new(&messages[failures[k].0], &headers[k], fit))
             .collect();
         let sends = pending.iter().zip(&copies).map(|(&(k, _), copy)| {
             shared

@@ -162,6 +162,68 @@ async fn a_big_bad_record_too_large_for_its_topic_is_truncated_not_stalled() {
     big_bad_record(Some(1 << 20)).await;
 }
 
+/// A database quotes the value it refuses in its error: a record with a 1.5 MB string in an
+/// integer column carried a 1.5 MB reason header (and log line), larger than the error topic
+/// takes. Tansu took the copy; a broker that counts headers in the limit refused even the copy
+/// with its value cut to nothing, and the produce loop spun (the shrinking to a bare copy and
+/// then backing off is `deadletter::tests`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_quoting_a_huge_value_still_reaches_a_small_error_topic() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let name = unique("huge-reason");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    db.execute(
+        &services,
+        &format!("CREATE TABLE {table} (id bigint, v text)"),
+    )
+    .await;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka
+        .create_topic_with(&topic, 1, &[("max.message.bytes", "8388608")])
+        .await
+        .unwrap();
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.write.linger_ms = 50;
+    let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
+    assert_eq!(topics.error, topics.dead_letter, "one topic by default");
+    kafka
+        .create_topic_with(&topics.error, 6, &[("max.message.bytes", "1048576")])
+        .await
+        .unwrap();
+    // Random letters: the producer compresses, and a repeated text would fit the topic.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let letters: String = (0..1_500_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'a' + (seed % 26) as u8)
+        })
+        .collect();
+    let huge = format!(r#"{{"id": "{letters}", "v": "bad"}}"#);
+    let good = |id: i64| format!(r#"{{"id": {id}, "v": "after"}}"#);
+    let values = [good(1), huge.clone(), good(2)];
+    kafka
+        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
+        .await
+        .unwrap();
+    let running = RunningSink::start(config(&sink)).await;
+    committed_to(&services, &running.group(), &topic, 3).await;
+    running.stop().await;
+    assert_eq!(db.count(&services, &table).await, 2);
+    let errors = read_topic(&services, &topics.error).await;
+    assert_eq!(errors.len(), 1);
+    let reason = &errors[0].headers["__connect.errors.exception.message"];
+    assert!(
+        reason.len() < 8192 && reason.contains("bigint") && reason.contains("bytes in all"),
+        "{} bytes: {}",
+        reason.len(),
+        &reason[..reason.len().min(200)]
+    );
+    assert_eq!(errors[0].headers["__connect.errors.offset"], "1");
+}
+
 /// The same messages give the same table on both databases: each message updates the columns
 /// it carries, in order, inside one batch and across batches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
