@@ -224,6 +224,76 @@ async fn a_refusal_quoting_a_huge_value_still_reaches_a_small_error_topic() {
     assert_eq!(errors[0].headers["__connect.errors.offset"], "1");
 }
 
+/// MariaDB refusing one row through a trigger's SIGNAL (1644) or a value for a generated column
+/// (1906) is about that row: it goes to the error topic and the rest is written. Both were
+/// taken for outages and retried for ever, the partition stuck in RETRYING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_rows_a_trigger_or_a_generated_column_refuses_go_to_the_error_topic() {
+    let services = Services::from_env();
+    let db = Db::MySql;
+    let name = unique("my-signal");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    db.execute(
+        &services,
+        &format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, v varchar(16), \
+             twice bigint AS (id * 2) VIRTUAL)"
+        ),
+    )
+    .await;
+    let mut conn = sqlx::MySqlConnection::connect(&services.mysql_url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE TRIGGER {table}_check BEFORE INSERT ON {table} FOR EACH ROW \
+         IF NEW.v = 'bad' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'v must not be bad'; \
+         END IF"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    Kafka::new(&services.kafka_bootstrap)
+        .create_topic(&topic, 1)
+        .await
+        .unwrap();
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.write.linger_ms = 50;
+    let messages = [
+        r#"{"id": 1, "v": "ok"}"#,
+        r#"{"id": 2, "v": "bad"}"#,
+        r#"{"id": 3, "v": "ok", "twice": 7}"#,
+        r#"{"id": 4, "v": "ok"}"#,
+    ];
+    write_through(&services, &sink, &topic, &messages).await;
+    assert_eq!(
+        lines(
+            &services,
+            db,
+            &format!("SELECT CAST(id AS CHAR), v, CAST(twice AS CHAR) FROM {table} ORDER BY id")
+        )
+        .await,
+        vec!["1 ok 2", "4 ok 8"]
+    );
+    let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
+    let errors = read_topic(&services, &topics.error).await;
+    let mut refused: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.headers["__connect.errors.offset"].as_str(),
+                e.headers["__connect.errors.exception.message"].as_str(),
+            )
+        })
+        .collect();
+    refused.sort();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert_eq!(refused[0].0, "1");
+    assert!(refused[0].1.contains("v must not be bad"), "{refused:?}");
+    assert_eq!(refused[1].0, "2");
+    assert!(refused[1].1.contains("twice"), "{refused:?}");
+}
+
 /// The same messages give the same table on both databases: each message updates the columns
 /// it carries, in order, inside one batch and across batches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
