@@ -522,27 +522,33 @@ async fn resolve(
             return Err(Interrupted::Shutdown);
         }
         let started = Instant::now();
-        let isolation = match write_isolating(&writer, &rows, stop_policy).await {
-            Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
-                return Err(Interrupted::SchemaChanged(message));
-            }
-            Err(Interrupted::SchemaChanged(message)) => {
-                attempt += 1;
-                let error = WriteError::SchemaChanged(message);
-                if !backoff(shared, stats, abort, attempt, &error).await {
-                    return Err(Interrupted::Shutdown);
+        let records: Vec<usize> = good.iter().map(|(i, _)| *i).collect();
+        let isolation =
+            match write_isolating(&writer, &rows, stop_policy.then_some(&records[..])).await {
+                Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
+                    return Err(Interrupted::SchemaChanged(message));
                 }
-                shared.forget_table().await;
-                continue;
-            }
-            other => other?,
-        };
+                Err(Interrupted::SchemaChanged(message)) => {
+                    attempt += 1;
+                    let error = WriteError::SchemaChanged(message);
+                    if !backoff(shared, stats, abort, attempt, &error).await {
+                        return Err(Interrupted::Shutdown);
+                    }
+                    shared.forget_table().await;
+                    continue;
+                }
+                other => other?,
+            };
         shared
             .metrics
             .write_seconds
             .observe(started.elapsed().as_secs_f64());
         shared.metrics.batch_rows.observe(rows.len() as f64);
-        let written = rows.len() - isolation.rejected.len();
+        // A stopped write wrote exactly the rows before the refused record.
+        let written = match isolation.rejected.first() {
+            Some((first, _)) if isolation.stopped => *first,
+            _ => rows.len() - isolation.rejected.len(),
+        };
         stats
             .written
             .fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
-use adbsink_crd::{AnalyticDBSink, InitialOffset, WriteMode};
+use adbsink_crd::{AnalyticDBSink, FailurePolicy, InitialOffset, MessageFormat, WriteMode};
 use adbsink_runtime::records::{StatusRecord, TaskState};
 use adbsink_tests::harness::{
     Db, RunningSink, committed_to, config, manifest, provisioner, read_topic, table_and_topic,
@@ -292,6 +292,72 @@ async fn mysql_rows_a_trigger_or_a_generated_column_refuses_go_to_the_error_topi
     assert!(refused[0].1.contains("v must not be bad"), "{refused:?}");
     assert_eq!(refused[1].0, "2");
     assert!(refused[1].1.contains("twice"), "{refused:?}");
+}
+
+/// Under Stop nothing of the first refused record reaches the table. A Debezium update that
+/// moves a key is two changes, the old row's delete and the new row's write; when the database
+/// refused the write, isolation had already committed the delete, and the halted sink left the
+/// table without either row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_policy_keeps_the_old_row_of_a_refused_key_move() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let name = unique("stop-move");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    db.execute(
+        &services,
+        &format!("CREATE TABLE {table} (id bigint PRIMARY KEY, name text NOT NULL)"),
+    )
+    .await;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka.create_topic(&topic, 1).await.unwrap();
+    let source = r#""source": {"db": "shop", "table": "orders"}"#;
+    let messages = [
+        format!(r#"{{"op": "c", "before": null, "after": {{"id": 1, "name": "a"}}, {source}}}"#),
+        format!(
+            r#"{{"op": "u", "before": {{"id": 1, "name": "a"}}, "after": {{"id": 2, "name": null}}, {source}}}"#
+        ),
+    ];
+    let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+    produce(&kafka, &topic, &messages).await;
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.write.format = MessageFormat::DebeziumJson;
+    sink.spec.write.write_mode = WriteMode::Upsert;
+    sink.spec.write.primary_key = vec!["id".into()];
+    sink.spec.write.source_table = Some("orders".into());
+    sink.spec.write.linger_ms = 50;
+    sink.spec.runtime.failure_policy = FailurePolicy::Stop;
+    let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    let failed = eventually("a FAILED task", Duration::from_secs(60), || async {
+        let status = provisioner(&services)
+            .read_latest::<StatusRecord>(&topics.status)
+            .await
+            .ok()?;
+        status.into_values().find(|t| t.state == TaskState::Failed)
+    })
+    .await;
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("@1"),
+        "{failed:?}"
+    );
+    committed_to(&services, &group, &topic, 1).await;
+    running.stop().await;
+    assert_eq!(
+        lines(
+            &services,
+            db,
+            &format!("SELECT id::text, name FROM {table}")
+        )
+        .await,
+        vec!["1 a"],
+        "the record before the refused one, and nothing of it"
+    );
 }
 
 /// The same messages give the same table on both databases: each message updates the columns
