@@ -85,23 +85,32 @@ async fn mariadb_reads_every_kafka_codec() {
 /// A 3 MiB value that is no JSON sits between good records. It reaches the dead-letter topic
 /// (whole where the topic takes it, else truncated with headers that say so) and the records
 /// behind it are written and committed: nothing stalls.
-async fn big_bad_record(dead_letter_limit: Option<usize>) {
+/// A PostgreSQL table `(id bigint, v text)` and a source topic that takes records of up to
+/// 8 MiB, with a sink between them: where records far larger than the broker's usual 1 MiB
+/// limit come from. Returns the services, the sink's name, topic, table, broker and manifest.
+async fn big_records(prefix: &str) -> (Services, String, String, String, Kafka, AnalyticDBSink) {
     let services = Services::from_env();
-    let db = Db::Postgres;
-    let name = unique("big");
+    let name = unique(prefix);
     let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
-    db.execute(
-        &services,
-        &format!("CREATE TABLE {table} (id bigint, v text)"),
-    )
-    .await;
+    Db::Postgres
+        .execute(
+            &services,
+            &format!("CREATE TABLE {table} (id bigint, v text)"),
+        )
+        .await;
     let kafka = Kafka::new(&services.kafka_bootstrap);
     kafka
         .create_topic_with(&topic, 1, &[("max.message.bytes", "8388608")])
         .await
         .unwrap();
-    let mut sink = manifest(&services, db, &name, &topic, &table);
+    let mut sink = manifest(&services, Db::Postgres, &name, &topic, &table);
     sink.spec.write.linger_ms = 50;
+    (services, name, topic, table, kafka, sink)
+}
+
+async fn big_bad_record(dead_letter_limit: Option<usize>) {
+    let (services, name, topic, table, kafka, sink) = big_records("big").await;
+    let db = Db::Postgres;
     let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
     if let Some(limit) = dead_letter_limit {
         // The administrator made the dead-letter topic, with the broker's usual limit.
@@ -169,22 +178,8 @@ async fn a_big_bad_record_too_large_for_its_topic_is_truncated_not_stalled() {
 /// then backing off is `deadletter::tests`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_quoting_a_huge_value_still_reaches_a_small_error_topic() {
-    let services = Services::from_env();
+    let (services, name, topic, table, kafka, sink) = big_records("huge-reason").await;
     let db = Db::Postgres;
-    let name = unique("huge-reason");
-    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
-    db.execute(
-        &services,
-        &format!("CREATE TABLE {table} (id bigint, v text)"),
-    )
-    .await;
-    let kafka = Kafka::new(&services.kafka_bootstrap);
-    kafka
-        .create_topic_with(&topic, 1, &[("max.message.bytes", "8388608")])
-        .await
-        .unwrap();
-    let mut sink = manifest(&services, db, &name, &topic, &table);
-    sink.spec.write.linger_ms = 50;
     let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
     assert_eq!(topics.error, topics.dead_letter, "one topic by default");
     kafka
