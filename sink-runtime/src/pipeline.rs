@@ -522,23 +522,24 @@ async fn resolve(
             return Err(Interrupted::Shutdown);
         }
         let started = Instant::now();
-        let records: Vec<usize> = good.iter().map(|(i, _)| *i).collect();
-        let isolation =
-            match write_isolating(&writer, &rows, stop_policy.then_some(&records[..])).await {
-                Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
-                    return Err(Interrupted::SchemaChanged(message));
+        // Under Stop a refused record is isolated whole: the record of each row.
+        let records: Option<Vec<usize>> =
+            stop_policy.then(|| good.iter().map(|(i, _)| *i).collect());
+        let isolation = match write_isolating(&writer, &rows, records.as_deref()).await {
+            Err(Interrupted::SchemaChanged(message)) if session.is_some() => {
+                return Err(Interrupted::SchemaChanged(message));
+            }
+            Err(Interrupted::SchemaChanged(message)) => {
+                attempt += 1;
+                let error = WriteError::SchemaChanged(message);
+                if !backoff(shared, stats, abort, attempt, &error).await {
+                    return Err(Interrupted::Shutdown);
                 }
-                Err(Interrupted::SchemaChanged(message)) => {
-                    attempt += 1;
-                    let error = WriteError::SchemaChanged(message);
-                    if !backoff(shared, stats, abort, attempt, &error).await {
-                        return Err(Interrupted::Shutdown);
-                    }
-                    shared.forget_table().await;
-                    continue;
-                }
-                other => other?,
-            };
+                shared.forget_table().await;
+                continue;
+            }
+            other => other?,
+        };
         shared
             .metrics
             .write_seconds

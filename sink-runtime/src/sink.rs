@@ -34,7 +34,7 @@ const LANE_CAPACITY: usize = 4;
 const PRODUCER_MAX_MESSAGE_BYTES: usize = 256 << 20;
 
 /// Consumer settings the sink owns, with why; `--kafka-property` cannot change them.
-pub const MANAGED_CONSUMER_PROPERTIES: [(&str, &str); 9] = [
+const MANAGED_CONSUMER_PROPERTIES: [(&str, &str); 9] = [
     (
         "enable.auto.commit",
         "offsets move only after the database has committed the rows",
