@@ -548,6 +548,7 @@ mod tests {
                 cast: None,
                 integer: false,
                 defaults_to_null: false,
+                sequence: false,
             })
             .collect();
         Table::new("public", "orders", columns)

@@ -169,7 +169,8 @@ impl Database {
                 "SELECT column_name::text, quote_ident(udt_schema::text) || '.' || quote_ident(udt_name::text), \
                  udt_schema = 'pg_catalog' AND udt_name IN ('int2', 'int4', 'int8'), \
                  column_default IS NULL AND is_identity = 'NO' AND is_generated = 'NEVER' \
-                 AND domain_name IS NULL \
+                 AND domain_name IS NULL, \
+                 is_identity = 'YES' OR coalesce(column_default LIKE 'nextval(%', false) \
                  FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 \
                  ORDER BY ordinal_position",
             )
@@ -185,6 +186,7 @@ impl Database {
                     cast: Some(r.try_get(1)?),
                     integer: r.try_get(2)?,
                     defaults_to_null: r.try_get(3)?,
+                    sequence: r.try_get(4)?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>(),
@@ -198,7 +200,8 @@ impl Database {
                 "SELECT CAST(column_name AS CHAR), \
                  data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint'), \
                  is_nullable = 'YES' AND extra = '' AND (column_default IS NULL \
-                 OR (column_default = 'NULL' AND @@version LIKE '%MariaDB%')) \
+                 OR (column_default = 'NULL' AND @@version LIKE '%MariaDB%')), \
+                 extra LIKE '%auto_increment%' \
                  FROM information_schema.columns \
                  WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             )
@@ -214,6 +217,7 @@ impl Database {
                     cast: None,
                     integer: r.try_get::<i64, _>(1)? != 0,
                     defaults_to_null: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0) != 0,
+                    sequence: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0) != 0,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -226,7 +230,91 @@ impl Database {
                 self.schema, self.table
             )));
         }
-        Ok(Table::new(&self.schema, &self.table, columns))
+        let table = Table::new(&self.schema, &self.table, columns);
+        let (unique, entangled) = match self.constraints(&table).await {
+            Ok(Constraints { unique, entangled }) => (unique, entangled),
+            Err(e) => {
+                // Not knowing them only costs the overlap of two batches.
+                tracing::warn!(
+                    "reading the table's unique keys failed ({e}); writing one batch at a time"
+                );
+                (Vec::new(), true)
+            }
+        };
+        Ok(table.with_constraints(unique, entangled))
+    }
+
+    /// The column sets no two rows of `table` may share, and whether its rows constrain one
+    /// another in other ways ([`Table::entangled`]).
+    async fn constraints(&self, table: &Table) -> Result<Constraints, sqlx::Error> {
+        // Column names come from the database's own catalog; one it does not name (an
+        // expression) leaves the index's meaning unknown here.
+        let columns = |names: &[Option<String>]| -> Option<Vec<usize>> {
+            names
+                .iter()
+                .map(|n| n.as_deref().and_then(|n| table.column_index(n)))
+                .collect()
+        };
+        let mut found = Constraints::default();
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                let relation = Dialect::Postgres.table_name(table);
+                let indexes: Vec<(Vec<Option<String>>, bool)> = sqlx::query_as(
+                    "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(n, o) \
+                     LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                     ORDER BY k.o), i.indexprs IS NOT NULL \
+                     FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique",
+                )
+                .bind(&relation)
+                .fetch_all(pool)
+                .await?;
+                for (names, expressions) in indexes {
+                    match columns(&names) {
+                        Some(set) if !expressions => found.unique.push(set),
+                        _ => found.entangled = true,
+                    }
+                }
+                let related: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass \
+                     AND (contype = 'x' OR (contype = 'f' AND confrelid = conrelid)))",
+                )
+                .bind(&relation)
+                .fetch_one(pool)
+                .await?;
+                found.entangled |= related;
+            }
+            Pool::MySql(pool) => {
+                let indexed: Vec<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT CAST(index_name AS CHAR), CAST(column_name AS CHAR) \
+                     FROM information_schema.statistics \
+                     WHERE table_schema = ? AND table_name = ? AND non_unique = 0 \
+                     ORDER BY index_name, seq_in_index",
+                )
+                .bind(&self.schema)
+                .bind(&self.table)
+                .fetch_all(pool)
+                .await?;
+                for index in indexed.chunk_by(|a, b| a.0 == b.0) {
+                    let names: Vec<Option<String>> = index.iter().map(|(_, c)| c.clone()).collect();
+                    match columns(&names) {
+                        Some(set) => found.unique.push(set),
+                        None => found.entangled = true,
+                    }
+                }
+                let related: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.referential_constraints \
+                     WHERE constraint_schema = ? AND table_name = ? \
+                     AND unique_constraint_schema = constraint_schema \
+                     AND referenced_table_name = table_name",
+                )
+                .bind(&self.schema)
+                .bind(&self.table)
+                .fetch_one(pool)
+                .await?;
+                found.entangled |= related > 0;
+            }
+        }
+        Ok(found)
     }
 
     /// Sizes statements for the server's `max_allowed_packet` (whatever it is, at most the
@@ -312,6 +400,13 @@ impl Database {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// What the database enforces between the rows of a table.
+#[derive(Debug, Default)]
+struct Constraints {
+    unique: Vec<Vec<usize>>,
+    entangled: bool,
 }
 
 /// A batch folded per key for `mode`: Insert keeps every row as it came.

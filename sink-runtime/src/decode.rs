@@ -411,6 +411,7 @@ mod tests {
                 cast: None,
                 integer: false,
                 defaults_to_null: false,
+                sequence: false,
             })
             .collect();
         Table::new("public", "t", columns)
@@ -564,6 +565,7 @@ mod tests {
                 cast: None,
                 integer: false,
                 defaults_to_null: false,
+                sequence: false,
             })
             .collect();
         let wide = Table::new("s", "t", columns);

@@ -559,18 +559,21 @@ mod tests {
                     cast: Some("\"pg_catalog\".\"int4\"".into()),
                     integer: false,
                     defaults_to_null: false,
+                    sequence: false,
                 },
                 Column {
                     name: "na\"me`".into(),
                     cast: Some("\"pg_catalog\".\"text\"".into()),
                     integer: false,
                     defaults_to_null: false,
+                    sequence: false,
                 },
                 Column {
                     name: "v".into(),
                     cast: None,
                     integer: false,
                     defaults_to_null: false,
+                    sequence: false,
                 },
             ],
         )
@@ -698,6 +701,7 @@ mod tests {
             cast: None,
             integer: false,
             defaults_to_null: c > 0,
+            sequence: false,
         };
         let wide = Table::new("s", "t", (0..40).map(column).collect());
         let rows: Vec<Row<'static>> = (0..5_000u64)
@@ -824,6 +828,7 @@ mod tests {
             cast: None,
             integer: false,
             defaults_to_null,
+            sequence: false,
         };
         Table::new(
             "s",

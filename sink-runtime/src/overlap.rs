@@ -3,8 +3,11 @@
 //! Batches that share no primary key commute: each transaction touches rows the other does not,
 //! so they may be written together and commit in either order. A batch that shares a key with
 //! the one still being written waits until that one is done, so every key's changes apply in
-//! the order they were read, across retries, bisected runs and deletes. Insert has no key:
-//! its batches always overlap (their offsets still commit in order, `pipeline.rs`).
+//! the order they were read, across retries, bisected runs and deletes. Keys here are every
+//! column set the table holds unique, not only the one Upsert finds rows by: a batch writing a
+//! value of another unique column that the batch before it has yet to clear would otherwise be
+//! refused, and under Insert the later of two rows sharing a unique value could be stored in
+//! place of the earlier. Offsets commit in batch order regardless (`pipeline.rs`).
 //!
 //! Keys are compared by hash of a canonical form, which only whole-number columns have here
 //! (`01`, `+1` and `1` are one key to the database): a batch with a key of another type (text
@@ -135,19 +138,25 @@ impl Predecessor {
     }
 }
 
-/// The primary keys `rows` write; none without a key (Insert). A row missing a key column is
-/// left out: it is refused before it is written. A batch that deletes waits for the one before
-/// it, and the one after it waits for it.
+/// The keys `rows` write: their values of every column set no two rows may share (the
+/// table's unique keys and, under Upsert, `primary_key`, by which rows are found). Two batches
+/// whose keys are disjoint touch no common row and trip no unique check of each other, so
+/// either may commit first; without such a set (Insert into a table without unique keys) rows
+/// are always independent. A row missing a `primary_key` column is left out: it is refused
+/// before it is written. A batch that deletes waits for the one before it, and the one after
+/// it waits for it.
 pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys {
     let mut keys = Keys::default();
-    if primary_key.is_empty() {
+    let mut sets: Vec<&[usize]> = table.unique.iter().map(Vec::as_slice).collect();
+    if !primary_key.is_empty() && !sets.contains(&primary_key) {
+        sets.push(primary_key);
+    }
+    if rows.is_empty() || (sets.is_empty() && !table.entangled) {
         return keys;
     }
-    let integer = primary_key
-        .iter()
-        .all(|c| table.columns.get(*c).is_some_and(|column| column.integer));
-    if !integer {
-        keys.opaque = !rows.is_empty();
+    let integer = |c: &usize| table.columns.get(*c).is_some_and(|column| column.integer);
+    if table.entangled || !sets.iter().all(|set| set.iter().all(integer)) {
+        keys.opaque = true;
         return keys;
     }
     'rows: for change in rows {
@@ -158,20 +167,36 @@ pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys 
             keys.opaque = true;
             return keys;
         }
-        let mut hasher = DefaultHasher::new();
-        for column in primary_key {
-            let Some(text) = change.row.get(*column).flatten() else {
-                continue 'rows;
-            };
-            match canonical_integer(text) {
-                Some(value) => value.hash(&mut hasher),
-                None => {
-                    keys.opaque = true;
-                    return keys;
+        if primary_key
+            .iter()
+            .any(|c| change.row.get(*c).flatten().is_none())
+        {
+            continue 'rows;
+        }
+        'sets: for (n, set) in sets.iter().enumerate() {
+            let mut hasher = DefaultHasher::new();
+            n.hash(&mut hasher);
+            for column in *set {
+                let value = match change.row.get(*column) {
+                    Some(Some(text)) => canonical_integer(text),
+                    // A fresh sequence value: no row holds it.
+                    None if table.columns.get(*column).is_some_and(|c| c.sequence) => {
+                        continue 'sets;
+                    }
+                    // A default or NULL, which rows may share (a constant default, a unique
+                    // index whose NULLs are not distinct).
+                    _ => None,
+                };
+                match value {
+                    Some(value) => value.hash(&mut hasher),
+                    None => {
+                        keys.opaque = true;
+                        return keys;
+                    }
                 }
             }
+            keys.hashes.insert(hasher.finish());
         }
-        keys.hashes.insert(hasher.finish());
     }
     keys
 }
@@ -197,6 +222,93 @@ mod tests {
             hashes: hashes.iter().copied().collect(),
             opaque: false,
         }
+    }
+
+    /// `id` (a sequence) and `email` whole numbers, `name` text.
+    fn table(unique: &[&[usize]], entangled: bool) -> Table {
+        let column = |name: &str, integer: bool, sequence: bool| crate::table::Column {
+            name: name.into(),
+            cast: None,
+            integer,
+            defaults_to_null: false,
+            sequence,
+        };
+        Table::new(
+            "s",
+            "t",
+            vec![
+                column("id", true, true),
+                column("email", true, false),
+                column("name", false, false),
+            ],
+        )
+        .with_constraints(unique.iter().map(|u| u.to_vec()).collect(), entangled)
+    }
+
+    fn write(values: &[(usize, Option<&'static str>)]) -> Change<'static> {
+        Change {
+            op: Op::Write,
+            row: values.iter().copied().collect(),
+        }
+    }
+
+    fn of(changes: &[Change<'static>], primary_key: &[usize], table: &Table) -> Keys {
+        let rows: Vec<&Change> = changes.iter().collect();
+        keys(&rows, primary_key, table)
+    }
+
+    #[test]
+    fn every_unique_key_of_the_table_counts_not_only_the_one_rows_are_found_by() {
+        let t = table(&[&[0], &[1]], false);
+        let first = of(&[write(&[(0, Some("1")), (1, Some("10"))])], &[0], &t);
+        let same_email = of(&[write(&[(0, Some("2")), (1, Some("10"))])], &[0], &t);
+        let other = of(&[write(&[(0, Some("3")), (1, Some("30"))])], &[0], &t);
+        assert!(!first.is_disjoint(&same_email), "a shared unique value");
+        assert!(first.is_disjoint(&other));
+        // The same value in two different unique columns is no conflict.
+        let crossed = of(&[write(&[(0, Some("10")), (1, Some("1"))])], &[0], &t);
+        assert!(first.is_disjoint(&crossed));
+    }
+
+    #[test]
+    fn insert_batches_sharing_a_unique_value_wait_and_others_go_together() {
+        let t = table(&[&[0]], false);
+        let a = of(&[write(&[(0, Some("1"))])], &[], &t);
+        let b = of(&[write(&[(0, Some("01"))])], &[], &t);
+        let c = of(&[write(&[(0, Some("2"))])], &[], &t);
+        assert!(
+            !a.is_disjoint(&b),
+            "the later of two equal keys must not win"
+        );
+        assert!(a.is_disjoint(&c));
+        let free = table(&[], false);
+        assert!(
+            of(&[write(&[(0, Some("1"))])], &[], &free).is_empty(),
+            "a table without unique keys: rows never conflict"
+        );
+    }
+
+    #[test]
+    fn values_rows_may_share_without_saying_so_make_a_batch_wait() {
+        let t = table(&[&[0], &[1]], false);
+        let fresh_id = of(&[write(&[(1, Some("5"))])], &[], &t);
+        assert!(!fresh_id.opaque, "a sequence value left out is no one's");
+        assert_eq!(fresh_id.hashes.len(), 1);
+        for row in [
+            write(&[(0, Some("5"))]),                 // email's default
+            write(&[(0, Some("5")), (1, None)]),      // NULL
+            write(&[(0, Some("5")), (1, Some("x"))]), // not a whole number
+        ] {
+            assert!(of(&[row], &[], &t).opaque);
+        }
+        let text = table(&[&[0], &[2]], false);
+        assert!(of(&[write(&[(0, Some("1")), (2, Some("a"))])], &[], &text).opaque);
+        let related = table(&[&[0]], true);
+        assert!(of(&[write(&[(0, Some("1"))])], &[], &related).opaque);
+        assert!(
+            of(&[write(&[(0, Some("1"))])], &[], &table(&[], true)).opaque,
+            "entangled without unique keys"
+        );
     }
 
     #[test]

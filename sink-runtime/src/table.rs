@@ -20,6 +20,9 @@ pub struct Column {
     /// generation, auto-increment or domain), so a statement or `COPY` may list the column
     /// and write NULL for such rows ([`crate::dialect::fill_groups`]).
     pub defaults_to_null: bool,
+    /// Left out, the database fills it from a sequence (identity, `serial`, auto-increment):
+    /// a value no other row holds.
+    pub sequence: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,13 @@ pub struct Table {
     pub schema: String,
     pub name: String,
     pub columns: Vec<Column>,
+    /// Column sets no two rows may share: every unique index or constraint, the primary key
+    /// among them.
+    pub unique: Vec<Vec<usize>>,
+    /// Rows may constrain one another beyond equal values of those columns (a foreign key to
+    /// the table itself, an exclusion constraint, a unique index on an expression), so the
+    /// rows of two batches are never known to be independent (`overlap.rs`).
+    pub entangled: bool,
     exact: Names<usize>,
     folded: Names<Option<usize>>,
 }
@@ -50,9 +60,18 @@ impl Table {
             schema: schema.to_string(),
             name: name.to_string(),
             columns,
+            unique: Vec::new(),
+            entangled: false,
             exact,
             folded,
         }
+    }
+
+    /// The table with the constraints the database enforces between its rows.
+    pub fn with_constraints(mut self, unique: Vec<Vec<usize>>, entangled: bool) -> Self {
+        self.unique = unique;
+        self.entangled = entangled;
+        self
     }
 
     /// The column a JSON key names: an exact match, else the one column equal to it ignoring
@@ -96,6 +115,7 @@ mod tests {
                 cast: None,
                 integer: false,
                 defaults_to_null: false,
+                sequence: false,
             })
             .collect();
         Table::new("public", "t", columns)

@@ -303,6 +303,77 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
     );
 }
 
+/// After a first batch [100, 101], batch [2, 1] waits on a row lock another session holds on
+/// id 2, before it reaches id 1, which carries the unique value "dup". Batch [3, 4] shares no
+/// id with it, but id 3 carries "dup" too: written beside the blocked batch, id 3 would take
+/// the value and id 1, read first, would be refused in its place. It waits instead: id 1 is
+/// stored and id 3 goes to the error topic, as writing them one after the other does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let (name, topic, table) = table_and_topic(
+        &services,
+        db,
+        "overlap-unique",
+        "(id bigint PRIMARY KEY, v text UNIQUE)",
+        1,
+    )
+    .await;
+    let blocker = hold_row(&services, &table, 2).await;
+    let values = [
+        r#"{"id": 100, "v": "a"}"#,
+        r#"{"id": 101, "v": "b"}"#,
+        r#"{"id": 2, "v": "c"}"#,
+        r#"{"id": 1, "v": "dup"}"#,
+        r#"{"id": 3, "v": "dup"}"#,
+        r#"{"id": 4, "v": "d"}"#,
+    ];
+    Kafka::new(&services.kafka_bootstrap)
+        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
+        .await
+        .unwrap();
+    let sink = two_row_batches(&services, &name, &topic, &table, WriteMode::Insert);
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    let waiting = "SELECT pid::text FROM pg_stat_activity \
+                   WHERE application_name = 'adbsink' AND wait_event_type = 'Lock'";
+    eventually(
+        "the first batch blocked",
+        Duration::from_secs(60),
+        || async { (!db.rows(&services, waiting).await.is_empty()).then_some(()) },
+    )
+    .await;
+    release(blocker).await;
+    committed_to(&services, &group, &topic, 6).await;
+    let config = running.stop().await;
+    let rows = db
+        .rows(
+            &services,
+            &format!("SELECT id::text, v FROM {table} ORDER BY id"),
+        )
+        .await;
+    let row = |id: &str, v: &str| vec![Some(id.to_string()), Some(v.to_string())];
+    assert_eq!(
+        rows,
+        [
+            row("1", "dup"),
+            row("100", "a"),
+            row("101", "b"),
+            row("2", "c"),
+            row("4", "d"),
+        ],
+        "the first of the two rows sharing a unique value stored"
+    );
+    let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
+    let refused: Vec<String> = read_topic(&services, &topics.error)
+        .await
+        .iter()
+        .filter_map(|r| Some(String::from_utf8_lossy(r.value.as_deref()?).into_owned()))
+        .collect();
+    assert_eq!(refused, [values[4]], "the later one refused");
+}
+
 async fn keyed_table(services: &Services, prefix: &str) -> (String, String, String) {
     table_and_topic(
         services,
