@@ -536,7 +536,7 @@ struct Flat<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::Column;
+    use crate::table::{Column, Equality};
 
     const PG: InstanceType = InstanceType::AnalyticDBForPostgreSQL;
 
@@ -546,7 +546,7 @@ mod tests {
             .map(|n| Column {
                 name: n.to_string(),
                 cast: None,
-                integer: false,
+                equality: Equality::Other,
                 defaults_to_null: false,
                 sequence: false,
             })

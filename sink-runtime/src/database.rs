@@ -18,7 +18,7 @@ use crate::decode::Row;
 use crate::dialect::{Dialect, MYSQL_MAX_STATEMENT_BYTES, Statement};
 use crate::fresh::Fresh;
 use crate::secret::Secret;
-use crate::table::{Column, Table};
+use crate::table::{Column, Equality, Table};
 
 /// Why a write failed, sorted by what the sink must do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +167,11 @@ impl Database {
         let columns = match &self.pool {
             Pool::Postgres(pool) => sqlx::query(
                 "SELECT column_name::text, quote_ident(udt_schema::text) || '.' || quote_ident(udt_name::text), \
-                 udt_schema = 'pg_catalog' AND udt_name IN ('int2', 'int4', 'int8'), \
+                 CASE WHEN udt_schema <> 'pg_catalog' THEN 'other' \
+                 WHEN udt_name IN ('int2', 'int4', 'int8') THEN 'integer' \
+                 WHEN udt_name IN ('text', 'varchar') AND coalesce((SELECT bool_and(collisdeterministic) \
+                     FROM pg_collation WHERE collname = collation_name), true) THEN 'text' \
+                 ELSE 'other' END, \
                  column_default IS NULL AND is_identity = 'NO' AND is_generated = 'NEVER' \
                  AND domain_name IS NULL, \
                  is_identity = 'YES' OR coalesce(column_default LIKE 'nextval(%', false) \
@@ -184,7 +188,11 @@ impl Database {
                 Ok(Column {
                     name: r.try_get(0)?,
                     cast: Some(r.try_get(1)?),
-                    integer: r.try_get(2)?,
+                    equality: match r.try_get::<&str, _>(2)? {
+                        "integer" => Equality::Integer,
+                        "text" => Equality::Text,
+                        _ => Equality::Other,
+                    },
                     defaults_to_null: r.try_get(3)?,
                     sequence: r.try_get(4)?,
                 })
@@ -198,7 +206,9 @@ impl Database {
                 // auto-increment and expression-default columns carry a note in `extra`.
                 sqlx::query(
                 "SELECT CAST(column_name AS CHAR), \
-                 data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint'), \
+                 CAST(CASE WHEN data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint') \
+                 THEN 'integer' WHEN data_type IN ('char', 'varchar', 'tinytext', 'text', \
+                 'mediumtext', 'longtext') THEN 'folded' ELSE 'other' END AS CHAR), \
                  is_nullable = 'YES' AND extra = '' AND (column_default IS NULL \
                  OR (column_default = 'NULL' AND @@version LIKE '%MariaDB%')), \
                  extra LIKE '%auto_increment%' \
@@ -215,7 +225,13 @@ impl Database {
                 Ok(Column {
                     name: r.try_get(0)?,
                     cast: None,
-                    integer: r.try_get::<i64, _>(1)? != 0,
+                    // Text compares by its collation, which may ignore case and trailing
+                    // spaces; a binary one only ever equates fewer values.
+                    equality: match r.try_get::<String, _>(1)?.as_str() {
+                        "integer" => Equality::Integer,
+                        "folded" => Equality::Folded,
+                        _ => Equality::Other,
+                    },
                     defaults_to_null: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0) != 0,
                     sequence: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0) != 0,
                 })
@@ -341,13 +357,18 @@ impl Database {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
-        let plan = fold(changes, mode, primary_key);
-        let rows: Vec<&Row<'_>> = plan.rows.iter().map(AsRef::as_ref).collect();
+        let plans = fold(changes, mode, primary_key, table);
+        let rows: Vec<Vec<&Row<'_>>> = plans
+            .iter()
+            .map(|plan| plan.rows.iter().map(AsRef::as_ref).collect())
+            .collect();
         let result = match &self.pool {
             Pool::Postgres(pool) => match mode {
-                WriteMode::Insert => copy_in_transaction(pool, table, &rows).await,
+                WriteMode::Insert => {
+                    copy_in_transaction(pool, table, rows.concat().as_slice()).await
+                }
                 WriteMode::Upsert => {
-                    upsert(pool, table, &plan.deletes, &rows, primary_key, &self.fresh).await
+                    upsert(pool, table, &plans, &rows, primary_key, &self.fresh).await
                 }
             },
             Pool::MySql(pool) => {
@@ -356,6 +377,7 @@ impl Database {
                 // connection, which looks like an outage: a row that cannot fit is found here.
                 if let Some(row) = rows
                     .iter()
+                    .flatten()
                     .find(|r| crate::dialect::statement_bytes(r, table.len()) > max_bytes)
                 {
                     let message = format!(
@@ -372,14 +394,20 @@ impl Database {
                         WriteError::TooLarge(message)
                     });
                 }
-                let statements = self.dialect.applying(
-                    table,
-                    &plan.deletes,
-                    &rows,
-                    mode,
-                    primary_key,
-                    max_bytes,
-                );
+                let statements = plans
+                    .iter()
+                    .zip(&rows)
+                    .flat_map(|(plan, rows)| {
+                        self.dialect.applying(
+                            table,
+                            &plan.deletes,
+                            rows,
+                            mode,
+                            primary_key,
+                            max_bytes,
+                        )
+                    })
+                    .collect();
                 match mysql_in_transaction(pool, statements).await {
                     Err((e, bytes)) if is_too_large(&e) => {
                         // Learn the server's limit instead of failing every batch again.
@@ -409,11 +437,17 @@ struct Constraints {
     entangled: bool,
 }
 
-/// A batch folded per key for `mode`: Insert keeps every row as it came.
-fn fold<'a>(changes: &[&'a Change<'a>], mode: WriteMode, primary_key: &[usize]) -> Plan<'a> {
+/// A batch folded per key for `mode`, as plans to apply in order: Insert keeps every row as
+/// it came, in one plan.
+fn fold<'a>(
+    changes: &[&'a Change<'a>],
+    mode: WriteMode,
+    primary_key: &[usize],
+    table: &Table,
+) -> Vec<Plan<'a>> {
     match mode {
-        WriteMode::Upsert => plan(changes, primary_key),
-        WriteMode::Insert => plan(changes, &[]),
+        WriteMode::Upsert => plan(changes, primary_key, table),
+        WriteMode::Insert => plan(changes, &[], table),
     }
 }
 
@@ -516,8 +550,7 @@ impl Session {
         mode: WriteMode,
         primary_key: &[usize],
     ) -> Result<(), WriteError> {
-        let Plan { deletes, rows } = fold(changes, mode, primary_key);
-        let rows: Vec<&Row<'_>> = rows.iter().map(AsRef::as_ref).collect();
+        let plans = fold(changes, mode, primary_key, table);
         let mut tx = self.tx.lock().await;
         let conn: &mut sqlx::PgConnection = &mut tx;
         let restart = |e: &sqlx::Error| match classify(e) {
@@ -528,31 +561,32 @@ impl Session {
             .execute(&mut *conn)
             .await
             .map_err(|e| restart(&e))?;
-        let result = match mode {
-            WriteMode::Insert => copy_rows(&mut *conn, table, &rows).await,
-            WriteMode::Upsert => {
-                let statements = Dialect::Postgres.applying(
-                    table,
-                    &deletes,
-                    &rows,
-                    mode,
-                    primary_key,
-                    usize::MAX,
-                );
-                let mut result = Ok(());
-                for st in statements {
-                    let mut query = sqlx::query(&st.sql);
-                    for param in st.params {
-                        query = query.bind(param);
-                    }
-                    if let Err(e) = query.execute(&mut *conn).await {
-                        result = Err(e);
-                        break;
-                    }
-                }
-                result
+        let mut result = Ok(());
+        'plans: for plan in &plans {
+            let rows: Vec<&Row<'_>> = plan.rows.iter().map(AsRef::as_ref).collect();
+            if mode == WriteMode::Insert {
+                result = copy_rows(&mut *conn, table, &rows).await;
+                continue;
             }
-        };
+            let statements = Dialect::Postgres.applying(
+                table,
+                &plan.deletes,
+                &rows,
+                mode,
+                primary_key,
+                usize::MAX,
+            );
+            for st in statements {
+                let mut query = sqlx::query(&st.sql);
+                for param in st.params {
+                    query = query.bind(param);
+                }
+                if let Err(e) = query.execute(&mut *conn).await {
+                    result = Err(e);
+                    break 'plans;
+                }
+            }
+        }
         match result {
             Ok(()) => {
                 sqlx::query("RELEASE SAVEPOINT adbsink_run")
@@ -651,12 +685,39 @@ async fn copy_in(
 async fn upsert(
     pool: &PgPool,
     table: &Table,
-    deletes: &[&Row<'_>],
-    rows: &[&Row<'_>],
+    plans: &[Plan<'_>],
+    rows: &[Vec<&Row<'_>>],
     primary_key: &[usize],
     fresh: &Fresh,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    let mut stage = Stage::Absent;
+    for (plan, rows) in plans.iter().zip(rows) {
+        let deletes = &plan.deletes;
+        apply_upsert(
+            &mut tx,
+            table,
+            deletes,
+            rows,
+            primary_key,
+            fresh,
+            &mut stage,
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// One plan of an Upsert batch: its deletes, then its rows.
+async fn apply_upsert(
+    tx: &mut sqlx::PgConnection,
+    table: &Table,
+    deletes: &[&Row<'_>],
+    rows: &[&Row<'_>],
+    primary_key: &[usize],
+    fresh: &Fresh,
+    stage: &mut Stage,
+) -> Result<(), sqlx::Error> {
     for statement in Dialect::Postgres.deletes(table, deletes, primary_key, usize::MAX) {
         let mut query = sqlx::query(&statement.sql).persistent(false);
         for param in statement.params {
@@ -665,17 +726,17 @@ async fn upsert(
         query.execute(&mut *tx).await?;
     }
     if rows.is_empty() {
-        return tx.commit().await;
+        return Ok(());
     }
     if fresh.worth_trying() {
         (&mut *tx).execute("SAVEPOINT adbsink_fresh").await?;
-        let copied = match copy_rows(&mut tx, table, rows).await {
-            Ok(()) => copy_stands_for_merge(&mut tx, table, primary_key).await?,
+        let copied = match copy_rows(&mut *tx, table, rows).await {
+            Ok(()) => copy_stands_for_merge(&mut *tx, table, primary_key).await?,
             Err(_) => false,
         };
         fresh.observe(copied);
         if copied {
-            return tx.commit().await;
+            return Ok(());
         }
         // Whatever failed the copy (a stored key, a bad value, no unique index on the key) is
         // for the merge to settle or report, as it would have without the try.
@@ -683,8 +744,7 @@ async fn upsert(
             .execute("ROLLBACK TO SAVEPOINT adbsink_fresh")
             .await?;
     }
-    merge_staged(&mut tx, table, rows, primary_key).await?;
-    tx.commit().await
+    merge_staged(&mut *tx, table, rows, primary_key, stage).await
 }
 
 /// Whether the copy just made is what the merge would have done. Only if a valid unique index
@@ -719,31 +779,39 @@ async fn copy_stands_for_merge(
     .await
 }
 
+/// The temporary stage of a PostgreSQL Upsert transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Absent,
+    Empty,
+    Holding,
+}
+
 /// Copies rows into a temporary stage and merges them into the table. The stage statements
-/// are not cached as prepared statements: the stage is a new table in every transaction.
+/// are not cached as prepared statements: the stage is a new table in every transaction, made
+/// by its first merge.
 async fn merge_staged(
     tx: &mut sqlx::PgConnection,
     table: &Table,
     rows: &[&Row<'_>],
     primary_key: &[usize],
+    stage: &mut Stage,
 ) -> Result<(), sqlx::Error> {
-    let create = crate::dialect::create_stage(table);
-    sqlx::query(&create)
-        .persistent(false)
-        .execute(&mut *tx)
-        .await?;
-    for (i, group) in crate::dialect::staged_upserts(table, rows, primary_key)
-        .iter()
-        .enumerate()
-    {
-        if i > 0 {
-            let truncate = format!("TRUNCATE pg_temp.{}", crate::dialect::STAGE_TABLE);
-            sqlx::query(&truncate)
+    for group in crate::dialect::staged_upserts(table, rows, primary_key) {
+        let prepare = match stage {
+            Stage::Absent => Some(crate::dialect::create_stage(table)),
+            Stage::Empty => None,
+            Stage::Holding => Some(format!("TRUNCATE pg_temp.{}", crate::dialect::STAGE_TABLE)),
+        };
+        if let Some(sql) = prepare {
+            sqlx::query(&sql)
                 .persistent(false)
                 .execute(&mut *tx)
                 .await?;
+            *stage = Stage::Empty;
         }
         copy_in(&mut *tx, &group.copy, &group.columns, &group.rows).await?;
+        *stage = Stage::Holding;
         sqlx::query(&group.merge)
             .persistent(false)
             .execute(&mut *tx)

@@ -399,7 +399,7 @@ pub(crate) fn value_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::Column;
+    use crate::table::{Column, Equality};
 
     const PG: InstanceType = InstanceType::AnalyticDBForPostgreSQL;
 
@@ -409,7 +409,7 @@ mod tests {
             .map(|n| Column {
                 name: n.to_string(),
                 cast: None,
-                integer: false,
+                equality: Equality::Other,
                 defaults_to_null: false,
                 sequence: false,
             })
@@ -563,7 +563,7 @@ mod tests {
             .map(|i| Column {
                 name: format!("c{i}"),
                 cast: None,
-                integer: false,
+                equality: Equality::Other,
                 defaults_to_null: false,
                 sequence: false,
             })

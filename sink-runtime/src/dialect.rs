@@ -547,7 +547,7 @@ pub fn copy_line(row: &Row<'_>, columns: &[usize], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::Column;
+    use crate::table::{Column, Equality};
 
     fn table() -> Table {
         Table::new(
@@ -557,21 +557,21 @@ mod tests {
                 Column {
                     name: "id".into(),
                     cast: Some("\"pg_catalog\".\"int4\"".into()),
-                    integer: false,
+                    equality: Equality::Other,
                     defaults_to_null: false,
                     sequence: false,
                 },
                 Column {
                     name: "na\"me`".into(),
                     cast: Some("\"pg_catalog\".\"text\"".into()),
-                    integer: false,
+                    equality: Equality::Other,
                     defaults_to_null: false,
                     sequence: false,
                 },
                 Column {
                     name: "v".into(),
                     cast: None,
-                    integer: false,
+                    equality: Equality::Other,
                     defaults_to_null: false,
                     sequence: false,
                 },
@@ -699,7 +699,7 @@ mod tests {
         let column = |c: usize| Column {
             name: format!("c{c}"),
             cast: None,
-            integer: false,
+            equality: Equality::Other,
             defaults_to_null: c > 0,
             sequence: false,
         };
@@ -826,7 +826,7 @@ mod tests {
         let column = |name: &str, defaults_to_null: bool| Column {
             name: name.into(),
             cast: None,
-            integer: false,
+            equality: Equality::Other,
             defaults_to_null,
             sequence: false,
         };

@@ -1,6 +1,7 @@
 //! The destination table as the database describes it. Column names used in SQL come only from
 //! here, never from a message.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Looked up for every key of every message, and only ever filled from the table's own column
@@ -14,8 +15,8 @@ pub struct Column {
     /// PostgreSQL: the quoted base type (`"pg_catalog"."int4"`) parameters are cast to, so
     /// text parameters convert with the column's own input rules. Unused on MySQL.
     pub cast: Option<String>,
-    /// A whole-number type, so equal keys have one canonical text (`overlap.rs`).
-    pub integer: bool,
+    /// How the database compares its values, as far as their texts tell.
+    pub equality: Equality,
     /// A row that leaves the column out stores NULL (nullable, with no default, identity,
     /// generation, auto-increment or domain), so a statement or `COPY` may list the column
     /// and write NULL for such rows ([`crate::dialect::fill_groups`]).
@@ -23,6 +24,74 @@ pub struct Column {
     /// Left out, the database fills it from a sequence (identity, `serial`, auto-increment):
     /// a value no other row holds.
     pub sequence: bool,
+}
+
+/// How the database compares two values of a column, as far as the sink can tell from their
+/// texts (`overlap.rs`, `coalesce.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Equality {
+    /// A whole-number type: equal values have one canonical form (`01`, `+1` and `1`).
+    Integer,
+    /// Equal only when their texts are: PostgreSQL `text` and `varchar` under a deterministic
+    /// collation.
+    Text,
+    /// Text under a collation that may ignore case and trailing spaces (MySQL's character
+    /// types): values equal only if their folded forms are, when those are plain ASCII.
+    Folded,
+    /// Values with different texts may be equal: numerics, timestamps, anything else.
+    Other,
+}
+
+/// A form that values the database holds equal share.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Canonical<'a> {
+    Number(i128),
+    Text(Cow<'a, str>),
+}
+
+impl Column {
+    /// `text` in a form all values the database holds equal to it share. Distinct forms are
+    /// distinct values only where [`Column::exact`]; under [`Equality::Folded`] distinct
+    /// values may share one. None where no such form is known here: any other type, text in a
+    /// whole-number column that is not plainly a whole number (`1.0`, `1e3`), and folded text
+    /// beyond printable ASCII (collations equate accents, ligatures, ignorable characters).
+    pub fn canonical<'a>(&self, text: &'a str) -> Option<Canonical<'a>> {
+        match self.equality {
+            Equality::Integer => canonical_integer(text).map(Canonical::Number),
+            Equality::Text => Some(Canonical::Text(Cow::Borrowed(text))),
+            Equality::Folded => {
+                let text = text.trim_end_matches(' ');
+                if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+                    return None;
+                }
+                Some(Canonical::Text(
+                    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                        Cow::Owned(text.to_ascii_lowercase())
+                    } else {
+                        Cow::Borrowed(text)
+                    },
+                ))
+            }
+            Equality::Other => None,
+        }
+    }
+
+    /// Whether values with distinct canonical forms are distinct values.
+    pub fn exact(&self) -> bool {
+        matches!(self.equality, Equality::Integer | Equality::Text)
+    }
+}
+
+/// The value of a whole number as both databases read one from text: surrounding spaces and
+/// a sign allowed, leading zeros ignored. Anything else (`1.0`, `1e3`, `0x1F`) has no
+/// canonical form here.
+fn canonical_integer(text: &str) -> Option<i128> {
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.strip_prefix('+').unwrap_or(text).parse().ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +182,40 @@ mod tests {
             .map(|n| Column {
                 name: n.to_string(),
                 cast: None,
-                integer: false,
+                equality: Equality::Other,
                 defaults_to_null: false,
                 sequence: false,
             })
             .collect();
         Table::new("public", "t", columns)
+    }
+
+    #[test]
+    fn equal_whole_numbers_have_one_form_and_other_texts_none() {
+        let column = |equality| Column {
+            name: "k".into(),
+            cast: None,
+            equality,
+            defaults_to_null: false,
+            sequence: false,
+        };
+        let integer = column(Equality::Integer);
+        assert_eq!(integer.canonical("1"), integer.canonical(" +01 "));
+        assert_eq!(integer.canonical("-7"), Some(Canonical::Number(-7)));
+        for text in ["1.0", "1e3", "0x1F", "", "-", "1_000", "٣"] {
+            assert_eq!(integer.canonical(text), None, "{text:?}");
+        }
+        let text = column(Equality::Text);
+        assert_ne!(text.canonical("01"), text.canonical("1"));
+        assert_ne!(text.canonical("a"), text.canonical("A"));
+        let folded = column(Equality::Folded);
+        assert_eq!(folded.canonical("Key 1  "), folded.canonical("kEY 1"));
+        assert_ne!(folded.canonical(" a"), folded.canonical("a"));
+        for text in ["café", "a\tb", "ß"] {
+            assert_eq!(folded.canonical(text), None, "{text:?}");
+        }
+        assert_eq!(column(Equality::Other).canonical("1"), None);
+        assert!(integer.exact() && text.exact() && !folded.exact());
     }
 
     #[test]

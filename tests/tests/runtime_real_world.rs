@@ -604,6 +604,7 @@ async fn postgres_insert_copies_rows_that_leave_out_null_default_columns_togethe
 /// may be written at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_description_names_the_unique_keys_and_what_else_ties_rows_together() {
+    use adbsink_runtime::table::Equality;
     let services = Services::from_env();
     for db in [Db::Postgres, Db::MySql] {
         let columns = match db {
@@ -635,6 +636,22 @@ async fn the_description_names_the_unique_keys_and_what_else_ties_rows_together(
             Db::MySql => &["id"],
         };
         assert_eq!(sequences, expected, "{db:?}");
+        // How values compare: a whole number, and text as written or folded by its collation.
+        let email = match db {
+            Db::Postgres => Equality::Text,
+            Db::MySql => Equality::Folded,
+        };
+        let equality: Vec<Equality> = described.columns.iter().map(|c| c.equality).collect();
+        assert_eq!(
+            equality[..4],
+            [
+                Equality::Integer,
+                Equality::Integer,
+                Equality::Integer,
+                email
+            ],
+            "{db:?}"
+        );
         db.execute(
             &services,
             &format!("ALTER TABLE {table} ADD FOREIGN KEY (n) REFERENCES {table} (id)"),
