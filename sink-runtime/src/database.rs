@@ -169,9 +169,12 @@ impl Database {
                 "SELECT column_name::text, quote_ident(udt_schema::text) || '.' || quote_ident(udt_name::text), \
                  CASE WHEN udt_schema <> 'pg_catalog' THEN 'other' \
                  WHEN udt_name IN ('int2', 'int4', 'int8') THEN 'integer' \
-                 WHEN udt_name IN ('text', 'varchar') AND coalesce((SELECT bool_and(collisdeterministic) \
-                     FROM pg_collation WHERE collname = collation_name), true) THEN 'text' \
-                 ELSE 'other' END, \
+                 WHEN udt_name = 'uuid' THEN 'uuid' \
+                 WHEN udt_name NOT IN ('text', 'varchar', 'bpchar') OR NOT coalesce(( \
+                     SELECT bool_and(collisdeterministic) FROM pg_collation \
+                     WHERE collname = collation_name), true) THEN 'other' \
+                 WHEN udt_name = 'text' OR (udt_name = 'varchar' AND character_maximum_length IS NULL) \
+                 THEN 'text' ELSE 'trimmed' END, \
                  column_default IS NULL AND is_identity = 'NO' AND is_generated = 'NEVER' \
                  AND domain_name IS NULL, \
                  is_identity = 'YES' OR coalesce(column_default LIKE 'nextval(%', false) \
@@ -191,6 +194,8 @@ impl Database {
                     equality: match r.try_get::<&str, _>(2)? {
                         "integer" => Equality::Integer,
                         "text" => Equality::Text,
+                        "uuid" => Equality::Uuid,
+                        "trimmed" => Equality::Trimmed,
                         _ => Equality::Other,
                     },
                     defaults_to_null: r.try_get(3)?,
@@ -208,7 +213,8 @@ impl Database {
                 "SELECT CAST(column_name AS CHAR), \
                  CAST(CASE WHEN data_type IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint') \
                  THEN 'integer' WHEN data_type IN ('char', 'varchar', 'tinytext', 'text', \
-                 'mediumtext', 'longtext') THEN 'folded' ELSE 'other' END AS CHAR), \
+                 'mediumtext', 'longtext') THEN CONCAT('text:', IFNULL(collation_name, '')) \
+                 ELSE 'other' END AS CHAR), \
                  is_nullable = 'YES' AND extra = '' AND (column_default IS NULL \
                  OR (column_default = 'NULL' AND @@version LIKE '%MariaDB%')), \
                  extra LIKE '%auto_increment%' \
@@ -225,12 +231,9 @@ impl Database {
                 Ok(Column {
                     name: r.try_get(0)?,
                     cast: None,
-                    // Text compares by its collation, which may ignore case and trailing
-                    // spaces; a binary one only ever equates fewer values.
                     equality: match r.try_get::<String, _>(1)?.as_str() {
                         "integer" => Equality::Integer,
-                        "folded" => Equality::Folded,
-                        _ => Equality::Other,
+                        kind => crate::table::mysql_text_equality(kind.strip_prefix("text:")),
                     },
                     defaults_to_null: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0) != 0,
                     sequence: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0) != 0,
@@ -276,9 +279,10 @@ impl Database {
             Pool::Postgres(pool) => {
                 let relation = Dialect::Postgres.table_name(table);
                 let indexes: Vec<(Vec<Option<String>>, bool)> = sqlx::query_as(
+                    // An index's INCLUDE columns follow its key columns in `indkey`.
                     "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(n, o) \
                      LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
-                     ORDER BY k.o), i.indexprs IS NOT NULL \
+                     WHERE k.o <= i.indnkeyatts ORDER BY k.o), i.indexprs IS NOT NULL \
                      FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique",
                 )
                 .bind(&relation)
@@ -300,8 +304,11 @@ impl Database {
                 found.entangled |= related;
             }
             Pool::MySql(pool) => {
+                // A prefix index (`sub_part`) holds unique only the start of a value: its
+                // column counts as unknown.
                 let indexed: Vec<(String, Option<String>)> = sqlx::query_as(
-                    "SELECT CAST(index_name AS CHAR), CAST(column_name AS CHAR) \
+                    "SELECT CAST(index_name AS CHAR), \
+                     CAST(IF(sub_part IS NULL, column_name, NULL) AS CHAR) \
                      FROM information_schema.statistics \
                      WHERE table_schema = ? AND table_name = ? AND non_unique = 0 \
                      ORDER BY index_name, seq_in_index",

@@ -143,7 +143,8 @@ impl Predecessor {
 /// table's unique keys and, under Upsert, `primary_key`, by which rows are found). Two batches
 /// whose keys are disjoint touch no common row and trip no unique check of each other, so
 /// either may commit first; without such a set (Insert into a table without unique keys) rows
-/// are always independent. A row missing a `primary_key` column is left out: it is refused
+/// are always independent. Under Upsert a table with a unique key besides `primary_key` has
+/// batches wait for each other. A row missing a `primary_key` column is left out: it is refused
 /// before it is written. A batch that deletes waits for the one before it, and the one after
 /// it waits for it.
 pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys {
@@ -155,13 +156,17 @@ pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys 
     if rows.is_empty() || (sets.is_empty() && !table.entangled) {
         return keys;
     }
+    // An Upsert that updates a row may change its values of the other unique keys, freeing a
+    // value the next batch writes; the old values are in no message, so such a batch may
+    // conflict with any other.
+    let frees = !primary_key.is_empty() && sets.iter().any(|set| *set != primary_key);
     let comparable = |c: &usize| {
         table
             .columns
             .get(*c)
             .is_some_and(|column| column.equality != Equality::Other)
     };
-    if table.entangled || !sets.iter().all(|set| set.iter().all(comparable)) {
+    if table.entangled || frees || !sets.iter().all(|set| set.iter().all(comparable)) {
         keys.opaque = true;
         return keys;
     }
@@ -258,14 +263,19 @@ mod tests {
     #[test]
     fn every_unique_key_of_the_table_counts_not_only_the_one_rows_are_found_by() {
         let t = table(&[&[0], &[1]], false);
-        let first = of(&[write(&[(0, Some("1")), (1, Some("10"))])], &[0], &t);
-        let same_email = of(&[write(&[(0, Some("2")), (1, Some("10"))])], &[0], &t);
-        let other = of(&[write(&[(0, Some("3")), (1, Some("30"))])], &[0], &t);
+        let first = of(&[write(&[(0, Some("1")), (1, Some("10"))])], &[], &t);
+        let same_email = of(&[write(&[(0, Some("2")), (1, Some("10"))])], &[], &t);
+        let other = of(&[write(&[(0, Some("3")), (1, Some("30"))])], &[], &t);
         assert!(!first.is_disjoint(&same_email), "a shared unique value");
         assert!(first.is_disjoint(&other));
         // The same value in two different unique columns is no conflict.
-        let crossed = of(&[write(&[(0, Some("10")), (1, Some("1"))])], &[0], &t);
+        let crossed = of(&[write(&[(0, Some("10")), (1, Some("1"))])], &[], &t);
         assert!(first.is_disjoint(&crossed));
+        // Upsert: updating id 1 may free the email it had, which no message says.
+        let upsert = of(&[write(&[(0, Some("1")), (1, Some("20"))])], &[0], &t);
+        assert!(upsert.opaque);
+        let by_id_only = table(&[&[0]], false);
+        assert!(!of(&[write(&[(0, Some("1"))])], &[0], &by_id_only).opaque);
     }
 
     #[test]

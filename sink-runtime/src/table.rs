@@ -35,8 +35,14 @@ pub enum Equality {
     /// Equal only when their texts are: PostgreSQL `text` and `varchar` under a deterministic
     /// collation.
     Text,
+    /// A PostgreSQL `uuid`: one value per 32 hex digits, whatever their case, hyphens or braces.
+    Uuid,
+    /// Text that may lose or ignore trailing spaces (PostgreSQL `char(n)`, and `varchar(n)`,
+    /// which cuts spaces past its length): values equal only if they are without them.
+    Trimmed,
     /// Text under a collation that may ignore case and trailing spaces (MySQL's character
-    /// types): values equal only if their folded forms are, when those are plain ASCII.
+    /// types, under the collations [`mysql_text_equality`] knows): values equal only if their
+    /// folded forms are, when those are plain ASCII.
     Folded,
     /// Values with different texts may be equal: numerics, timestamps, anything else.
     Other,
@@ -59,6 +65,8 @@ impl Column {
         match self.equality {
             Equality::Integer => canonical_integer(text).map(Canonical::Number),
             Equality::Text => Some(Canonical::Text(Cow::Borrowed(text))),
+            Equality::Uuid => canonical_uuid(text).map(|u| Canonical::Text(Cow::Owned(u))),
+            Equality::Trimmed => Some(Canonical::Text(Cow::Borrowed(text.trim_end_matches(' ')))),
             Equality::Folded => {
                 let text = text.trim_end_matches(' ');
                 if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
@@ -78,8 +86,67 @@ impl Column {
 
     /// Whether values with distinct canonical forms are distinct values.
     pub fn exact(&self) -> bool {
-        matches!(self.equality, Equality::Integer | Equality::Text)
+        matches!(
+            self.equality,
+            Equality::Integer | Equality::Text | Equality::Uuid
+        )
     }
+}
+
+/// How a MySQL character column of `collation` compares. Folding ASCII case and trailing
+/// spaces covers the general, Unicode (UCA 4.0, 5.2, 9.0, 14.0) and binary collations of the
+/// Unicode and ASCII character sets; language tailorings may equate other ASCII texts
+/// (Hungarian `ccs` and `cscs`, `swe7`'s `[` and `{`), so their columns compare as unknown.
+pub fn mysql_text_equality(collation: Option<&str>) -> Equality {
+    const CHARSETS: [&str; 5] = ["utf8mb4_", "utf8mb3_", "utf8_", "ascii_", "latin1_"];
+    const RULES: [&str; 22] = [
+        "general_ci",
+        "general_cs",
+        "general_nopad_ci",
+        "general_mysql500_ci",
+        "bin",
+        "nopad_bin",
+        "unicode_ci",
+        "unicode_nopad_ci",
+        "unicode_520_ci",
+        "unicode_520_nopad_ci",
+        "0900_ai_ci",
+        "0900_as_ci",
+        "0900_as_cs",
+        "0900_bin",
+        "uca1400_ai_ci",
+        "uca1400_ai_cs",
+        "uca1400_as_ci",
+        "uca1400_as_cs",
+        "uca1400_nopad_ai_ci",
+        "uca1400_nopad_ai_cs",
+        "uca1400_nopad_as_ci",
+        "uca1400_nopad_as_cs",
+    ];
+    let known = collation.is_some_and(|collation| {
+        CHARSETS.iter().any(|charset| {
+            collation
+                .strip_prefix(charset)
+                .is_some_and(|rule| RULES.contains(&rule))
+        })
+    });
+    if known {
+        Equality::Folded
+    } else {
+        Equality::Other
+    }
+}
+
+/// A uuid as 32 lowercase hex digits: PostgreSQL reads its hex digits in either case, with
+/// or without braces around them and a hyphen after any group of four.
+fn canonical_uuid(text: &str) -> Option<String> {
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(text);
+    let digits: String = inner.chars().filter(|c| *c != '-').collect();
+    (digits.len() == 32 && digits.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| digits.to_ascii_lowercase())
 }
 
 /// The value of a whole number as both databases read one from text: surrounding spaces and
@@ -216,6 +283,50 @@ mod tests {
         }
         assert_eq!(column(Equality::Other).canonical("1"), None);
         assert!(integer.exact() && text.exact() && !folded.exact());
+        let uuid = column(Equality::Uuid);
+        assert_eq!(
+            uuid.canonical("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"),
+            uuid.canonical("{a0eebc999c0b4ef8bb6d6bb9bd380a11}")
+        );
+        assert_eq!(uuid.canonical("a0eebc99"), None);
+        assert!(uuid.exact());
+        let trimmed = column(Equality::Trimmed);
+        assert_eq!(trimmed.canonical("ab  "), trimmed.canonical("ab"));
+        assert_ne!(trimmed.canonical("ab"), trimmed.canonical("AB"));
+        assert!(!trimmed.exact());
+    }
+
+    #[test]
+    fn only_collations_whose_ascii_equality_is_case_and_trailing_spaces_fold() {
+        for collation in [
+            "utf8mb4_general_ci",
+            "utf8mb4_0900_ai_ci",
+            "utf8mb4_bin",
+            "utf8mb3_unicode_ci",
+            "latin1_general_cs",
+            "utf8mb4_uca1400_ai_ci",
+        ] {
+            assert_eq!(
+                mysql_text_equality(Some(collation)),
+                Equality::Folded,
+                "{collation}"
+            );
+        }
+        for collation in [
+            "latin1_swedish_ci",
+            "utf8mb4_hungarian_ci",
+            "utf8mb4_hu_0900_ai_ci",
+            "utf8mb4_uca1400_hungarian_ai_ci",
+            "swe7_swedish_ci",
+            "utf8mb4_unicode_ci_extra",
+        ] {
+            assert_eq!(
+                mysql_text_equality(Some(collation)),
+                Equality::Other,
+                "{collation}"
+            );
+        }
+        assert_eq!(mysql_text_equality(None), Equality::Other);
     }
 
     #[test]

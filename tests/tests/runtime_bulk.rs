@@ -374,6 +374,63 @@ async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it(
     assert_eq!(refused, [values[4]], "the later one refused");
 }
 
+/// Stored: id 1 with the unique value "dup". After a first batch [100, 101], batch [2, 1]
+/// waits on a row lock another session holds on id 2, before it moves id 1 to "new". Batch
+/// [3, 4] shares no id with it, but id 3 takes "dup", which only the blocked batch frees:
+/// written beside it, id 3 would be refused. It waits instead, and every row is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upsert_batch_taking_a_unique_value_a_blocked_one_frees_waits_for_it() {
+    let services = Services::from_env();
+    let db = Db::Postgres;
+    let (name, topic, table) = table_and_topic(
+        &services,
+        db,
+        "overlap-frees",
+        "(id bigint PRIMARY KEY, v text UNIQUE)",
+        1,
+    )
+    .await;
+    db.execute(&services, &format!("INSERT INTO {table} VALUES (1, 'dup')"))
+        .await;
+    let blocker = hold_row(&services, &table, 2).await;
+    let values = [
+        r#"{"id": 100, "v": "a"}"#,
+        r#"{"id": 101, "v": "b"}"#,
+        r#"{"id": 2, "v": "c"}"#,
+        r#"{"id": 1, "v": "new"}"#,
+        r#"{"id": 3, "v": "dup"}"#,
+        r#"{"id": 4, "v": "d"}"#,
+    ];
+    Kafka::new(&services.kafka_bootstrap)
+        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
+        .await
+        .unwrap();
+    let sink = two_row_batches(&services, &name, &topic, &table, WriteMode::Upsert);
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    let waiting = "SELECT pid::text FROM pg_stat_activity \
+                   WHERE application_name = 'adbsink' AND wait_event_type = 'Lock'";
+    eventually(
+        "the first batch blocked",
+        Duration::from_secs(60),
+        || async { (!db.rows(&services, waiting).await.is_empty()).then_some(()) },
+    )
+    .await;
+    release(blocker).await;
+    committed_to(&services, &group, &topic, 6).await;
+    let config = running.stop().await;
+    let rows = db
+        .rows(
+            &services,
+            &format!("SELECT id::text || '=' || v FROM {table} ORDER BY {table}.id"),
+        )
+        .await;
+    let rows: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
+    assert_eq!(rows, ["1=new", "2=c", "3=dup", "4=d", "100=a", "101=b"]);
+    let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
+    assert!(read_topic(&services, &topics.error).await.is_empty());
+}
+
 async fn keyed_table(services: &Services, prefix: &str) -> (String, String, String) {
     table_and_topic(
         services,

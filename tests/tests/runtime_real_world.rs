@@ -663,6 +663,48 @@ async fn the_description_names_the_unique_keys_and_what_else_ties_rows_together(
         );
         database.close().await;
     }
+    // Only an index's key columns are unique (not its INCLUDE columns); a MySQL prefix index
+    // holds unique only the start of a value. How text, uuid and padded columns compare.
+    for db in [Db::Postgres, Db::MySql] {
+        let (columns, index, expected) = match db {
+            Db::Postgres => (
+                "(id uuid, a varchar, b varchar(8), c char(4), d text COLLATE \"C\")",
+                "CREATE UNIQUE INDEX ON {table} (id) INCLUDE (a)",
+                [
+                    Equality::Uuid,
+                    Equality::Text,
+                    Equality::Trimmed,
+                    Equality::Trimmed,
+                    Equality::Text,
+                ],
+            ),
+            Db::MySql => (
+                "(id varchar(40), a varchar(8) COLLATE utf8mb4_bin, \
+                 b varchar(8) COLLATE utf8mb4_hungarian_ci, c char(4), d decimal(10, 2))",
+                "CREATE UNIQUE INDEX prefix ON {table} (id(8))",
+                [
+                    Equality::Folded,
+                    Equality::Folded,
+                    Equality::Other,
+                    Equality::Folded,
+                    Equality::Other,
+                ],
+            ),
+        };
+        let (name, topic, table) = table_and_topic(&services, db, "kinds", columns, 1).await;
+        db.execute(&services, &index.replace("{table}", &table))
+            .await;
+        let sink = manifest(&services, db, &name, &topic, &table);
+        let database = adbsink_runtime::database::Database::connect(&config(&sink).database, 1);
+        let described = database.describe().await.unwrap();
+        let equality: Vec<Equality> = described.columns.iter().map(|c| c.equality).collect();
+        assert_eq!(equality, expected, "{db:?}");
+        match db {
+            Db::Postgres => assert!(described.unique == [vec![0]] && !described.entangled),
+            Db::MySql => assert!(described.unique.is_empty() && described.entangled),
+        }
+        database.close().await;
+    }
     let db = Db::Postgres;
     let (name, topic, table) =
         table_and_topic(&services, db, "expression", "(id bigint, email text)", 1).await;
