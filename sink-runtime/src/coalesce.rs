@@ -86,29 +86,33 @@ pub fn plan<'a>(changes: &[&'a Change<'a>], primary_key: &[usize], table: &Table
     let mut segment = Segment::with_capacity(changes.len());
     for change in changes {
         let row = &change.row;
-        let texts: Option<Vec<&'a str>> =
-            primary_key.iter().map(|c| row.get(*c).flatten()).collect();
-        let Some(texts) = texts else {
+        let key: Option<Key<'a>> = primary_key
+            .iter()
+            .zip(&columns)
+            .map(|(c, column)| {
+                let text = row.get(*c).flatten()?;
+                Some(
+                    match column.filter(|c| c.exact()).and_then(|c| c.canonical(text)) {
+                        Some(canonical) => Part::Known(canonical),
+                        None => Part::Text(text),
+                    },
+                )
+            })
+            .collect();
+        let Some(key) = key else {
             segment.add(change, None);
             continue;
         };
-        let key: Key<'a> = texts
-            .iter()
-            .zip(&columns)
-            .map(|(text, column)| {
-                match column.filter(|c| c.exact()).and_then(|c| c.canonical(text)) {
-                    Some(canonical) => Part::Known(canonical),
-                    None => Part::Text(text),
-                }
-            })
-            .collect();
         // A whole-number key in its canonical form is the only spelling of its value.
         let class: Option<Class<'a>> = (!exact || key.iter().any(|p| matches!(p, Part::Text(_))))
             .then(|| {
-                texts
+                primary_key
                     .iter()
                     .zip(&columns)
-                    .map(|(text, column)| column.and_then(|c| c.canonical(text)))
+                    .map(|(c, column)| {
+                        let text = row.get(*c).flatten()?;
+                        column.and_then(|column| column.canonical(text))
+                    })
                     .collect()
             });
         if segment.would_reorder(change, &key, class.as_ref()) {
@@ -140,6 +144,9 @@ struct Segment<'a> {
     columns: Option<Vec<usize>>,
     /// Rows of the plan set different columns: they are written in groups.
     mixed: bool,
+    /// `columns` and `mixed` left unkept for rows whose keys have one spelling: they only
+    /// matter once a key that may equal any comes, and are then read from the folds.
+    unkept: bool,
 }
 
 impl<'a> Segment<'a> {
@@ -154,13 +161,19 @@ impl<'a> Segment<'a> {
             wild: false,
             columns: None,
             mixed: false,
+            unkept: false,
         }
     }
 
     /// Whether `change`, of `key`, would be applied out of order with a change of this plan
     /// that the database may hold to be of the same row. No class: a key that is the only
     /// spelling of its value.
-    fn would_reorder(&self, change: &Change<'a>, key: &Key<'a>, class: Option<&Class<'a>>) -> bool {
+    fn would_reorder(
+        &mut self,
+        change: &Change<'a>,
+        key: &Key<'a>,
+        class: Option<&Class<'a>>,
+    ) -> bool {
         let other = |(seen, several): &(Key<'a>, bool)| *several || seen != key;
         let another = self.any.as_ref().is_some_and(other);
         let wild = self.wild || class.is_some_and(|c| c.iter().any(Option::is_none));
@@ -171,6 +184,7 @@ impl<'a> Segment<'a> {
             Op::Delete => another,
             Op::Write if self.first.contains_key(key) => another,
             Op::Write => {
+                self.keep_columns();
                 self.any.is_some()
                     && (self.mixed
                         || !self
@@ -182,24 +196,30 @@ impl<'a> Segment<'a> {
     }
 
     fn note_write(&mut self, row: &Row<'a>, key: &Key<'a>, class: Option<Class<'a>>) {
-        let alone = self
-            .any
-            .as_ref()
-            .is_none_or(|(seen, several)| !several && seen == key);
-        match &mut self.columns {
-            None => self.columns = Some(row.columns().collect()),
-            Some(columns) if columns.iter().copied().eq(row.columns()) => {}
-            // The plan's one row, merged: it sets both.
-            Some(columns) if alone => {
-                columns.extend(row.columns());
-                columns.sort_unstable();
-                columns.dedup();
+        if class.is_none() && !self.wild {
+            self.unkept = true;
+        } else {
+            self.keep_columns();
+            let alone = self
+                .any
+                .as_ref()
+                .is_none_or(|(seen, several)| !several && seen == key);
+            match &mut self.columns {
+                None => self.columns = Some(row.columns().collect()),
+                Some(columns) if columns.iter().copied().eq(row.columns()) => {}
+                // The plan's one row, merged: it sets both.
+                Some(columns) if alone => {
+                    columns.extend(row.columns());
+                    columns.sort_unstable();
+                    columns.dedup();
+                }
+                Some(_) => self.mixed = true,
             }
-            Some(_) => self.mixed = true,
         }
         let note = |seen: &mut Seen<'a>| match seen {
             None => *seen = Some((key.clone(), false)),
-            Some((first, several)) => *several |= first != key,
+            Some((_, true)) => {}
+            Some((first, several)) => *several = first != key,
         };
         note(&mut self.any);
         if let Some(class) = class {
@@ -208,6 +228,27 @@ impl<'a> Segment<'a> {
             note(&mut seen);
             self.written.extend(seen.map(|seen| (class, seen)));
         }
+    }
+
+    /// Reads `columns` and `mixed` from the rows folded so far, if they were left unkept.
+    fn keep_columns(&mut self) {
+        if !std::mem::take(&mut self.unkept) {
+            return;
+        }
+        let (mut columns, mut mixed) = (None::<Vec<usize>>, false);
+        for fold in &self.folds {
+            let set: Vec<usize> = match &fold.row {
+                Slot::None => continue,
+                Slot::One(row) => row.columns().collect(),
+                Slot::Merged(values) => values.keys().copied().collect(),
+            };
+            match &columns {
+                None => columns = Some(set),
+                Some(c) => mixed |= *c != set,
+            }
+        }
+        self.columns = columns;
+        self.mixed = mixed;
     }
 
     fn add(&mut self, change: &'a Change<'a>, key: Option<Key<'a>>) {
@@ -230,6 +271,8 @@ impl<'a> Segment<'a> {
             Op::Delete => {
                 fold.delete = Some(row);
                 fold.row = Slot::None;
+                // The columns the plan's rows set may have been those of the row deleted.
+                self.unkept = true;
             }
             Op::Write => match &mut fold.row {
                 Slot::None => fold.row = Slot::One(row),
@@ -406,7 +449,7 @@ mod tests {
                 }
             };
             let values: Vec<String> = (0..20).map(|v| format!("v{v}")).collect();
-            for _ in 0..500 {
+            for _ in 0..2000 {
                 let mut base = State::new();
                 for ids in spellings {
                     if next(2) == 0 {
@@ -423,15 +466,20 @@ mod tests {
                                 row: [(0, Some(id))].into_iter().collect(),
                             },
                             _ => {
-                                let column = 1 + next(2) as usize;
+                                // Column 1, column 2, or both.
+                                let set = 1 + next(3) as usize;
+                                let mut cells = vec![(0, Some(id))];
+                                for column in [1, 2] {
+                                    if set & column != 0 {
+                                        cells.push((
+                                            column,
+                                            Some(values[next(20) as usize].as_str()),
+                                        ));
+                                    }
+                                }
                                 Change {
                                     op: Op::Write,
-                                    row: [
-                                        (0, Some(id)),
-                                        (column, Some(values[next(20) as usize].as_str())),
-                                    ]
-                                    .into_iter()
-                                    .collect(),
+                                    row: cells.into_iter().collect(),
                                 }
                             }
                         }

@@ -774,7 +774,8 @@ async fn copy_stands_for_merge(
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_index i \
          CROSS JOIN LATERAL (SELECT ARRAY(SELECT a.attname::text FROM pg_attribute a \
-             WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) AS columns) c \
+             WHERE a.attrelid = i.indrelid \
+             AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])) AS columns) c \
          WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate AND i.indisvalid \
          AND i.indpred IS NULL AND i.indexprs IS NULL \
          AND c.columns @> $2::text[] AND c.columns <@ $2::text[]) \

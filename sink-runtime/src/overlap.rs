@@ -143,30 +143,27 @@ impl Predecessor {
 /// table's unique keys and, under Upsert, `primary_key`, by which rows are found). Two batches
 /// whose keys are disjoint touch no common row and trip no unique check of each other, so
 /// either may commit first; without such a set (Insert into a table without unique keys) rows
-/// are always independent. Under Upsert a table with a unique key besides `primary_key` has
-/// batches wait for each other. A row missing a `primary_key` column is left out: it is refused
+/// are always independent. Under Upsert a row that sets a column of a unique key besides
+/// `primary_key` makes its batch wait. A row missing a `primary_key` column is left out: it is refused
 /// before it is written. A batch that deletes waits for the one before it, and the one after
 /// it waits for it.
 pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys {
     let mut keys = Keys::default();
+    let same = |a: &[usize], b: &[usize]| a.len() == b.len() && a.iter().all(|c| b.contains(c));
     let mut sets: Vec<&[usize]> = table.unique.iter().map(Vec::as_slice).collect();
-    if !primary_key.is_empty() && !sets.contains(&primary_key) {
+    if !primary_key.is_empty() && !sets.iter().any(|set| same(set, primary_key)) {
         sets.push(primary_key);
     }
     if rows.is_empty() || (sets.is_empty() && !table.entangled) {
         return keys;
     }
-    // An Upsert that updates a row may change its values of the other unique keys, freeing a
-    // value the next batch writes; the old values are in no message, so such a batch may
-    // conflict with any other.
-    let frees = !primary_key.is_empty() && sets.iter().any(|set| *set != primary_key);
     let comparable = |c: &usize| {
         table
             .columns
             .get(*c)
             .is_some_and(|column| column.equality != Equality::Other)
     };
-    if table.entangled || frees || !sets.iter().all(|set| set.iter().all(comparable)) {
+    if table.entangled || !sets.iter().all(|set| set.iter().all(comparable)) {
         keys.opaque = true;
         return keys;
     }
@@ -185,6 +182,15 @@ pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys 
             continue 'rows;
         }
         'sets: for (n, set) in sets.iter().enumerate() {
+            // An Upsert that updates a row and sets a column of another unique key may free
+            // the row's old value, which no message names, for the next batch to take.
+            if !primary_key.is_empty()
+                && !same(set, primary_key)
+                && set.iter().any(|c| change.row.get(*c).is_some())
+            {
+                keys.opaque = true;
+                return keys;
+            }
             let mut hasher = DefaultHasher::new();
             n.hash(&mut hasher);
             for column in *set {
@@ -276,6 +282,13 @@ mod tests {
         assert!(upsert.opaque);
         let by_id_only = table(&[&[0]], false);
         assert!(!of(&[write(&[(0, Some("1"))])], &[0], &by_id_only).opaque);
+        // Upsert by email, the id a sequence the messages leave alone.
+        let by_email = of(&[write(&[(1, Some("20")), (2, Some("x"))])], &[1], &t);
+        assert!(!by_email.opaque && by_email.hashes.len() == 1);
+        // The key named in another order than the table's.
+        let pair = table(&[&[0, 1]], false);
+        let row = write(&[(0, Some("1")), (1, Some("2"))]);
+        assert!(!of(std::slice::from_ref(&row), &[1, 0], &pair).opaque);
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub enum Equality {
 /// A form that values the database holds equal share.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Canonical<'a> {
-    Number(i128),
+    /// A whole number within 64 bits; a wider one (MySQL's unsigned `BIGINT`) is its
+    /// canonical decimal text.
+    Number(i64),
     Text(Cow<'a, str>),
 }
 
@@ -63,7 +65,10 @@ impl Column {
     /// beyond printable ASCII (collations equate accents, ligatures, ignorable characters).
     pub fn canonical<'a>(&self, text: &'a str) -> Option<Canonical<'a>> {
         match self.equality {
-            Equality::Integer => canonical_integer(text).map(Canonical::Number),
+            Equality::Integer => canonical_integer(text).map(|n| match i64::try_from(n) {
+                Ok(n) => Canonical::Number(n),
+                Err(_) => Canonical::Text(Cow::Owned(n.to_string())),
+            }),
             Equality::Text => Some(Canonical::Text(Cow::Borrowed(text))),
             Equality::Uuid => canonical_uuid(text).map(|u| Canonical::Text(Cow::Owned(u))),
             Equality::Trimmed => Some(Canonical::Text(Cow::Borrowed(text.trim_end_matches(' ')))),
@@ -138,15 +143,25 @@ pub fn mysql_text_equality(collation: Option<&str>) -> Equality {
 }
 
 /// A uuid as 32 lowercase hex digits: PostgreSQL reads its hex digits in either case, with
-/// or without braces around them and a hyphen after any group of four.
+/// or without braces around them and a hyphen after any group of four (never at the end).
 fn canonical_uuid(text: &str) -> Option<String> {
     let inner = text
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
         .unwrap_or(text);
-    let digits: String = inner.chars().filter(|c| *c != '-').collect();
-    (digits.len() == 32 && digits.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| digits.to_ascii_lowercase())
+    let mut digits = String::with_capacity(32);
+    let mut hyphen_allowed = false;
+    for c in inner.chars() {
+        if c == '-' && hyphen_allowed {
+            hyphen_allowed = false;
+        } else if c.is_ascii_hexdigit() && digits.len() < 32 {
+            digits.push(c.to_ascii_lowercase());
+            hyphen_allowed = digits.len().is_multiple_of(4) && digits.len() < 32;
+        } else {
+            return None;
+        }
+    }
+    (digits.len() == 32 && !inner.ends_with('-')).then_some(digits)
 }
 
 /// The value of a whole number as both databases read one from text: surrounding spaces and
@@ -289,6 +304,18 @@ mod tests {
             uuid.canonical("{a0eebc999c0b4ef8bb6d6bb9bd380a11}")
         );
         assert_eq!(uuid.canonical("a0eebc99"), None);
+        for bad in [
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11-",
+            "a0eebc99--9c0b4ef8bb6d6bb9bd380a11",
+            "a0eeb-c999c0b4ef8bb6d6bb9bd380a11",
+            "{a0eebc999c0b4ef8bb6d6bb9bd380a11",
+        ] {
+            assert_eq!(uuid.canonical(bad), None, "{bad}");
+        }
+        assert!(
+            uuid.canonical("a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11")
+                .is_some()
+        );
         assert!(uuid.exact());
         let trimmed = column(Equality::Trimmed);
         assert_eq!(trimmed.canonical("ab  "), trimmed.canonical("ab"));
