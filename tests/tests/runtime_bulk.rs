@@ -264,25 +264,16 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
         r#"{"id": 1, "v": "newer"}"#,
         r#"{"id": 3, "v": "first"}"#,
     ];
-    Kafka::new(&services.kafka_bootstrap)
-        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
-        .await
-        .unwrap();
-    let sink = two_row_batches(&services, &name, &topic, &table, WriteMode::Upsert);
-    let running = RunningSink::start(config(&sink)).await;
-    let group = running.group();
-    // The first batch is stuck on id 2; the second has had its chance to go by it.
-    let waiting = "SELECT pid::text FROM pg_stat_activity \
-                   WHERE application_name = 'adbsink' AND wait_event_type = 'Lock'";
-    eventually(
-        "the first batch blocked",
-        Duration::from_secs(60),
-        || async { (!db.rows(&services, waiting).await.is_empty()).then_some(()) },
+    past_a_blocked_batch(
+        &services,
+        &name,
+        &topic,
+        &table,
+        &values,
+        WriteMode::Upsert,
+        blocker,
     )
     .await;
-    release(blocker).await;
-    committed_to(&services, &group, &topic, 6).await;
-    running.stop().await;
     let rows = db
         .rows(
             &services,
@@ -329,24 +320,16 @@ async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it(
         r#"{"id": 3, "v": "dup"}"#,
         r#"{"id": 4, "v": "d"}"#,
     ];
-    Kafka::new(&services.kafka_bootstrap)
-        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
-        .await
-        .unwrap();
-    let sink = two_row_batches(&services, &name, &topic, &table, WriteMode::Insert);
-    let running = RunningSink::start(config(&sink)).await;
-    let group = running.group();
-    let waiting = "SELECT pid::text FROM pg_stat_activity \
-                   WHERE application_name = 'adbsink' AND wait_event_type = 'Lock'";
-    eventually(
-        "the first batch blocked",
-        Duration::from_secs(60),
-        || async { (!db.rows(&services, waiting).await.is_empty()).then_some(()) },
+    let config = past_a_blocked_batch(
+        &services,
+        &name,
+        &topic,
+        &table,
+        &values,
+        WriteMode::Insert,
+        blocker,
     )
     .await;
-    release(blocker).await;
-    committed_to(&services, &group, &topic, 6).await;
-    let config = running.stop().await;
     let rows = db
         .rows(
             &services,
@@ -401,24 +384,16 @@ async fn an_upsert_batch_taking_a_unique_value_a_blocked_one_frees_waits_for_it(
         r#"{"id": 3, "v": "dup"}"#,
         r#"{"id": 4, "v": "d"}"#,
     ];
-    Kafka::new(&services.kafka_bootstrap)
-        .produce_to(&topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
-        .await
-        .unwrap();
-    let sink = two_row_batches(&services, &name, &topic, &table, WriteMode::Upsert);
-    let running = RunningSink::start(config(&sink)).await;
-    let group = running.group();
-    let waiting = "SELECT pid::text FROM pg_stat_activity \
-                   WHERE application_name = 'adbsink' AND wait_event_type = 'Lock'";
-    eventually(
-        "the first batch blocked",
-        Duration::from_secs(60),
-        || async { (!db.rows(&services, waiting).await.is_empty()).then_some(()) },
+    let config = past_a_blocked_batch(
+        &services,
+        &name,
+        &topic,
+        &table,
+        &values,
+        WriteMode::Upsert,
+        blocker,
     )
     .await;
-    release(blocker).await;
-    committed_to(&services, &group, &topic, 6).await;
-    let config = running.stop().await;
     let rows = db
         .rows(
             &services,
@@ -429,6 +404,39 @@ async fn an_upsert_batch_taking_a_unique_value_a_blocked_one_frees_waits_for_it(
     assert_eq!(rows, ["1=new", "2=c", "3=dup", "4=d", "100=a", "101=b"]);
     let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
     assert!(read_topic(&services, &topics.error).await.is_empty());
+}
+
+/// Writes `values` in two-row batches while `blocker` holds up the first batch after the
+/// task's first (which is written alone); releases it once that batch waits on the lock (the
+/// batch after it has had its chance to go by), and stops when every offset is committed.
+async fn past_a_blocked_batch(
+    services: &Services,
+    name: &str,
+    topic: &str,
+    table: &str,
+    values: &[&str],
+    mode: WriteMode,
+    blocker: sqlx::PgConnection,
+) -> adbsink_runtime::sink::SinkConfig {
+    let db = Db::Postgres;
+    Kafka::new(&services.kafka_bootstrap)
+        .produce_to(topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
+        .await
+        .unwrap();
+    let sink = two_row_batches(services, name, topic, table, mode);
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    let waiting = "SELECT pid::text FROM pg_stat_activity \
+                   WHERE application_name = 'adbsink' AND wait_event_type = 'Lock'";
+    eventually(
+        "the first batch blocked",
+        Duration::from_secs(60),
+        || async { (!db.rows(services, waiting).await.is_empty()).then_some(()) },
+    )
+    .await;
+    release(blocker).await;
+    committed_to(services, &group, topic, values.len() as i64).await;
+    running.stop().await
 }
 
 async fn keyed_table(services: &Services, prefix: &str) -> (String, String, String) {

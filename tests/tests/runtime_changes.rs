@@ -835,15 +835,7 @@ async fn a_delete_spelling_a_written_key_differently_still_removes_it() {
             (0, None, event("d", second_again, "two")),
             (0, None, event("c", second_again, "back")),
         ];
-        produce(&services, &topic, &history).await;
-        let mut sink = manifest(&services, db, &name, &topic, &table);
-        sink.spec.write.format = MessageFormat::DebeziumJson;
-        sink.spec.write.write_mode = WriteMode::Upsert;
-        sink.spec.write.primary_key = vec!["id".into()];
-        let running = RunningSink::start(config(&sink)).await;
-        let group = running.group();
-        adbsink_tests::harness::committed_to(&services, &group, &topic, 5).await;
-        running.stop().await;
+        upsert_debezium_by_id(&services, db, (&name, &topic, &table), &history).await;
         let rows: Vec<String> = db
             .rows(
                 &services,
@@ -877,15 +869,7 @@ async fn a_delete_spelling_a_written_key_differently_still_removes_it() {
             (0, None, write(json!({"id": first, "x": 1, "y": 1}))),
             (0, None, write(json!({"id": first_again, "x": 2}))),
         ];
-        produce(&services, &topic, &history).await;
-        let mut sink = manifest(&services, db, &name, &topic, &table);
-        sink.spec.write.format = MessageFormat::DebeziumJson;
-        sink.spec.write.write_mode = WriteMode::Upsert;
-        sink.spec.write.primary_key = vec!["id".into()];
-        let running = RunningSink::start(config(&sink)).await;
-        let group = running.group();
-        adbsink_tests::harness::committed_to(&services, &group, &topic, 2).await;
-        running.stop().await;
+        upsert_debezium_by_id(&services, db, (&name, &topic, &table), &history).await;
         let rows = db
             .rows(
                 &services,
@@ -901,4 +885,23 @@ async fn a_delete_spelling_a_written_key_differently_still_removes_it() {
             "{db:?}: the later write last"
         );
     }
+}
+
+/// Writes `history` (Debezium events, Upsert by `id`) through a sink until every offset is
+/// committed.
+async fn upsert_debezium_by_id(
+    services: &Services,
+    db: Db,
+    (name, topic, table): (&str, &str, &str),
+    history: &[Record],
+) {
+    produce(services, topic, history).await;
+    let mut sink = manifest(services, db, name, topic, table);
+    sink.spec.write.format = MessageFormat::DebeziumJson;
+    sink.spec.write.write_mode = WriteMode::Upsert;
+    sink.spec.write.primary_key = vec!["id".into()];
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    adbsink_tests::harness::committed_to(services, &group, topic, history.len() as i64).await;
+    running.stop().await;
 }
