@@ -250,17 +250,17 @@ impl Database {
             )));
         }
         let table = Table::new(&self.schema, &self.table, columns);
-        let (unique, entangled) = match self.constraints(&table).await {
-            Ok(Constraints { unique, entangled }) => (unique, entangled),
-            Err(e) => {
-                // Not knowing them only costs the overlap of two batches.
-                tracing::warn!(
-                    "reading the table's unique keys failed ({e}); writing one batch at a time"
-                );
-                (Vec::new(), true)
+        let constraints = self.constraints(&table).await.unwrap_or_else(|e| {
+            // Not knowing them only costs the overlap of two batches.
+            tracing::warn!(
+                "reading the table's unique keys failed ({e}); writing one batch at a time"
+            );
+            Constraints {
+                unique: Vec::new(),
+                entangled: true,
             }
-        };
-        Ok(table.with_constraints(unique, entangled))
+        });
+        Ok(table.with_constraints(constraints.unique, constraints.entangled))
     }
 
     /// The column sets no two rows of `table` may share, and whether its rows constrain one
@@ -437,6 +437,31 @@ impl Database {
     }
 }
 
+/// One plan of a batch on a connection already in a transaction: Insert's `COPY`, or
+/// Upsert's deletes and statements.
+async fn apply_plan(
+    conn: &mut sqlx::PgConnection,
+    table: &Table,
+    plan: &Plan<'_>,
+    mode: WriteMode,
+    primary_key: &[usize],
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<&Row<'_>> = plan.rows.iter().map(AsRef::as_ref).collect();
+    if mode == WriteMode::Insert {
+        return copy_rows(&mut *conn, table, &rows).await;
+    }
+    let statements =
+        Dialect::Postgres.applying(table, &plan.deletes, &rows, mode, primary_key, usize::MAX);
+    for st in statements {
+        let mut query = sqlx::query(&st.sql);
+        for param in st.params {
+            query = query.bind(param);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// What the database enforces between the rows of a table.
 #[derive(Debug, Default)]
 struct Constraints {
@@ -569,29 +594,10 @@ impl Session {
             .await
             .map_err(|e| restart(&e))?;
         let mut result = Ok(());
-        'plans: for plan in &plans {
-            let rows: Vec<&Row<'_>> = plan.rows.iter().map(AsRef::as_ref).collect();
-            if mode == WriteMode::Insert {
-                result = copy_rows(&mut *conn, table, &rows).await;
-                continue;
-            }
-            let statements = Dialect::Postgres.applying(
-                table,
-                &plan.deletes,
-                &rows,
-                mode,
-                primary_key,
-                usize::MAX,
-            );
-            for st in statements {
-                let mut query = sqlx::query(&st.sql);
-                for param in st.params {
-                    query = query.bind(param);
-                }
-                if let Err(e) = query.execute(&mut *conn).await {
-                    result = Err(e);
-                    break 'plans;
-                }
+        for plan in &plans {
+            result = apply_plan(&mut *conn, table, plan, mode, primary_key).await;
+            if result.is_err() {
+                break;
             }
         }
         match result {

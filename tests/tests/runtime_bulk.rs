@@ -303,14 +303,7 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
 async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it() {
     let services = Services::from_env();
     let db = Db::Postgres;
-    let (name, topic, table) = table_and_topic(
-        &services,
-        db,
-        "overlap-unique",
-        "(id bigint PRIMARY KEY, v text UNIQUE)",
-        1,
-    )
-    .await;
+    let (name, topic, table) = unique_value_table(&services, "overlap-unique").await;
     let blocker = hold_row(&services, &table, 2).await;
     let values = [
         r#"{"id": 100, "v": "a"}"#,
@@ -365,14 +358,7 @@ async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it(
 async fn an_upsert_batch_taking_a_unique_value_a_blocked_one_frees_waits_for_it() {
     let services = Services::from_env();
     let db = Db::Postgres;
-    let (name, topic, table) = table_and_topic(
-        &services,
-        db,
-        "overlap-frees",
-        "(id bigint PRIMARY KEY, v text UNIQUE)",
-        1,
-    )
-    .await;
+    let (name, topic, table) = unique_value_table(&services, "overlap-frees").await;
     db.execute(&services, &format!("INSERT INTO {table} VALUES (1, 'dup')"))
         .await;
     let blocker = hold_row(&services, &table, 2).await;
@@ -437,6 +423,12 @@ async fn past_a_blocked_batch(
     release(blocker).await;
     committed_to(services, &group, topic, values.len() as i64).await;
     running.stop().await
+}
+
+/// `(id bigint PRIMARY KEY, v text UNIQUE)` with one partition.
+async fn unique_value_table(services: &Services, prefix: &str) -> (String, String, String) {
+    let columns = "(id bigint PRIMARY KEY, v text UNIQUE)";
+    table_and_topic(services, Db::Postgres, prefix, columns, 1).await
 }
 
 async fn keyed_table(services: &Services, prefix: &str) -> (String, String, String) {
