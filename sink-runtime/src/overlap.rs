@@ -31,6 +31,10 @@ pub struct Keys {
     hashes: HashSet<u64>,
     /// Some key has no canonical form here: it may equal any other.
     opaque: bool,
+    /// The unique keys and value forms the hashes were computed by; `None` for a batch without
+    /// rows. The table's description is read again while the sink runs, and hashes of two
+    /// descriptions do not compare (a unique key added, a set's place in the list moved).
+    description: Option<u64>,
 }
 
 impl Keys {
@@ -40,10 +44,30 @@ impl Keys {
 
     /// Whether no key of one can be a key of the other.
     pub fn is_disjoint(&self, other: &Keys) -> bool {
-        self.is_empty()
-            || other.is_empty()
-            || (!self.opaque && !other.opaque && self.hashes.is_disjoint(&other.hashes))
+        match (self.description, other.description) {
+            (None, _) | (_, None) => true,
+            (Some(ours), Some(theirs)) if ours != theirs => false,
+            _ => {
+                self.is_empty()
+                    || other.is_empty()
+                    || (!self.opaque && !other.opaque && self.hashes.is_disjoint(&other.hashes))
+            }
+        }
     }
+}
+
+/// What the hashes of [`keys`] depend on: each set's columns, by name, with how they compare,
+/// and whether rows are tied otherwise.
+fn description(sets: &[&[usize]], table: &Table) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    table.entangled.hash(&mut hasher);
+    for set in sets {
+        set.len().hash(&mut hasher);
+        for column in set.iter().filter_map(|c| table.columns.get(*c)) {
+            (&column.name, column.equality, column.sequence).hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +178,11 @@ pub fn keys(rows: &[&Change<'_>], primary_key: &[usize], table: &Table) -> Keys 
     if !primary_key.is_empty() && !sets.iter().any(|set| same(set, primary_key)) {
         sets.push(primary_key);
     }
-    if rows.is_empty() || (sets.is_empty() && !table.entangled) {
+    if rows.is_empty() {
+        return keys;
+    }
+    keys.description = Some(description(&sets, table));
+    if sets.is_empty() && !table.entangled {
         return keys;
     }
     let comparable = |c: &usize| {
@@ -226,6 +254,7 @@ mod tests {
         Keys {
             hashes: hashes.iter().copied().collect(),
             opaque: false,
+            description: Some(0),
         }
     }
 
@@ -309,6 +338,28 @@ mod tests {
         );
     }
 
+    /// The description is read again while the sink runs: a batch keyed by the new one waits
+    /// for the batch before it if the unique keys changed in between, whatever its values.
+    #[test]
+    fn batches_keyed_by_different_descriptions_of_the_table_wait() {
+        let before = table(&[&[0]], false);
+        let after = table(&[&[1], &[0]], false);
+        let row = |id| write(&[(0, Some(id)), (1, Some("7"))]);
+        let old = of(&[row("1")], &[], &before);
+        assert!(
+            !old.is_disjoint(&of(&[row("1")], &[], &after)),
+            "id 1 under both: its key's place in the list moved"
+        );
+        assert!(!old.is_disjoint(&of(&[row("2")], &[], &after)));
+        assert!(old.is_disjoint(&of(&[row("2")], &[], &table(&[&[0]], false))));
+        let free = table(&[], false);
+        assert!(
+            !of(&[row("1")], &[], &free).is_disjoint(&of(&[row("2")], &[], &before)),
+            "a unique key created: the batch before had no keys"
+        );
+        assert!(old.is_disjoint(&of(&[], &[], &after)), "no rows");
+    }
+
     #[test]
     fn values_rows_may_share_without_saying_so_make_a_batch_wait() {
         let t = table(&[&[0], &[1]], false);
@@ -336,10 +387,10 @@ mod tests {
     fn an_opaque_batch_may_share_a_key_with_any_batch_but_insert_has_none() {
         let opaque = Keys {
             opaque: true,
-            ..Keys::default()
+            ..set(&[])
         };
         assert!(!opaque.is_disjoint(&set(&[1])));
-        assert!(opaque.is_disjoint(&Keys::default()), "Insert has no keys");
+        assert!(opaque.is_disjoint(&set(&[])), "Insert has no keys");
         assert!(set(&[1, 2]).is_disjoint(&set(&[3])));
         assert!(!set(&[1, 2]).is_disjoint(&set(&[2])));
     }

@@ -28,7 +28,7 @@ pub struct Column {
 
 /// How the database compares two values of a column, as far as the sink can tell from their
 /// texts (`overlap.rs`, `coalesce.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Equality {
     /// A whole-number type: equal values have one canonical form (`01`, `+1` and `1`).
     Integer,
