@@ -93,6 +93,12 @@ pub struct SinkConfig {
     pub status_period: Duration,
 }
 
+/// How long a table's description is trusted. A column added or dropped shows at once, by the
+/// unknown key or the error it causes; a default set or a unique index created causes no
+/// error, yet the description decides which columns a write may fill with NULL and which
+/// batches may be written at once, so it is read again this often.
+pub const DESCRIPTION_TTL: Duration = Duration::from_secs(30);
+
 /// State shared by the tasks of one process.
 pub struct Shared {
     pub name: String,
@@ -118,15 +124,18 @@ pub struct RecordLimits {
 }
 
 impl Shared {
-    /// The table's columns, described on first use and after [`Shared::forget_table`]; a
-    /// database that is down or a table that does not exist yet is retried until `abort`.
+    /// The table's columns, described on first use, after [`Shared::forget_table`] and once
+    /// the description is [`DESCRIPTION_TTL`] old; a database that is down or a table that
+    /// does not exist yet is retried until `abort`.
     pub async fn table(
         &self,
         stats: &TaskStats,
         abort: &CancellationToken,
     ) -> Result<Arc<Table>, Interrupted> {
         let mut cached = self.table.lock().await;
-        if let Some((table, _)) = &*cached {
+        if let Some((table, at)) = &*cached
+            && at.elapsed() < DESCRIPTION_TTL
+        {
             return Ok(table.clone());
         }
         let mut attempt = 0;

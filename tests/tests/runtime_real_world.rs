@@ -795,6 +795,75 @@ async fn mysql_insert_fills_only_columns_that_default_to_null() {
     );
 }
 
+/// A default set while the sink runs is what later rows that leave the column out get: the
+/// sink fills columns whose default is NULL with NULL (one statement for rows leaving out
+/// different ones), so it reads the table's description again within `DESCRIPTION_TTL`
+/// instead of trusting the one it started with until it restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_set_while_the_sink_runs_is_honoured_within_the_description_ttl() {
+    let services = Services::from_env();
+    tokio::join!(
+        default_set_while_running(
+            &services,
+            Db::Postgres,
+            "(id bigint PRIMARY KEY, a text, b text)"
+        ),
+        default_set_while_running(
+            &services,
+            Db::MySql,
+            "(id bigint PRIMARY KEY, a TEXT, b VARCHAR(16))"
+        ),
+    );
+}
+
+async fn default_set_while_running(services: &Services, db: Db, columns: &str) {
+    let (name, topic, table) = table_and_topic(services, db, "late-default", columns, 1).await;
+    let mut sink = manifest(services, db, &name, &topic, &table);
+    sink.spec.source.concurrency = 1;
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    // Two rows leaving out different columns, produced together so they share a batch: the
+    // first one's `b` is filled with NULL where the description says NULL is its default.
+    let mut written = 0;
+    let mut pair = async |id: i64| {
+        let leaves_out_b = format!(r#"{{"id": {id}, "a": "x"}}"#);
+        let sets_b = format!(r#"{{"id": {}, "b": "y"}}"#, id + 1);
+        produce(&kafka, &topic, &[&leaves_out_b, &sets_b]).await;
+        written += 2;
+        committed_to(services, &group, &topic, written).await;
+        lines(
+            services,
+            db,
+            &format!("SELECT b FROM {table} WHERE id = {id}"),
+        )
+        .await
+    };
+    assert_eq!(pair(1).await, ["-"], "{db:?}");
+    db.execute(
+        services,
+        &format!("ALTER TABLE {table} ALTER COLUMN b SET DEFAULT 'later'"),
+    )
+    .await;
+    let set_at = std::time::Instant::now();
+    let deadline = adbsink_runtime::sink::DESCRIPTION_TTL + Duration::from_secs(30);
+    // A pair at a time, each waited for, until the row leaving `b` out gets the default.
+    let mut id = 1;
+    loop {
+        assert!(
+            set_at.elapsed() < deadline,
+            "{db:?}: rows written {deadline:?} after the default was set still store NULL"
+        );
+        id += 2;
+        if pair(id).await == ["later"] {
+            break;
+        }
+    }
+    // And the pair after it: the sink does not go back to the description it started with.
+    assert_eq!(pair(id + 2).await, ["later"], "{db:?}");
+    running.stop().await;
+}
+
 /// Produces `messages` (one partition), runs `sink` until it committed them all, stops it.
 async fn write_through(services: &Services, sink: &AnalyticDBSink, topic: &str, messages: &[&str]) {
     produce(&Kafka::new(&services.kafka_bootstrap), topic, messages).await;
