@@ -283,7 +283,8 @@ impl Database {
                     "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(n, o) \
                      LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
                      WHERE k.o <= i.indnkeyatts ORDER BY k.o), i.indexprs IS NOT NULL \
-                     FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique",
+                     FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique \
+                     ORDER BY i.indexrelid",
                 )
                 .bind(&relation)
                 .fetch_all(pool)
@@ -350,8 +351,8 @@ impl Database {
             .await;
         if let Ok(packet) = packet {
             let limit = usize::try_from(packet.saturating_sub(MARGIN)).unwrap_or(usize::MAX);
-            self.max_statement_bytes
-                .store(limit.min(MYSQL_MAX_STATEMENT_BYTES), Ordering::Relaxed);
+            // Never above a limit learned from a refusal: the description is read again.
+            self.max_statement_bytes.fetch_min(limit, Ordering::Relaxed);
         }
     }
 

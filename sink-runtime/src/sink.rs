@@ -93,10 +93,11 @@ pub struct SinkConfig {
     pub status_period: Duration,
 }
 
-/// How long a table's description is trusted. A column added or dropped shows at once, by the
-/// unknown key or the error it causes; a default set or a unique index created causes no
-/// error, yet the description decides which columns a write may fill with NULL and which
-/// batches may be written at once, so it is read again this often.
+/// How long a table's description is trusted. A column dropped shows at once, by the error it
+/// causes, and one added under `unknownFields: Fail` by the message naming it; a default set,
+/// a unique index created or a column added under `Ignore` causes no error, yet the description
+/// decides which columns a write may fill with NULL, which values are dropped and which batches
+/// may be written at once, so it is read again this often.
 pub const DESCRIPTION_TTL: Duration = Duration::from_secs(30);
 
 /// State shared by the tasks of one process.
@@ -126,16 +127,28 @@ pub struct RecordLimits {
 impl Shared {
     /// The table's columns, described on first use, after [`Shared::forget_table`] and once
     /// the description is [`DESCRIPTION_TTL`] old; a database that is down or a table that
-    /// does not exist yet is retried until `abort`.
+    /// does not exist yet is retried until `abort`. A description that expired and cannot be
+    /// read again is kept for another period: nothing says it is wrong.
     pub async fn table(
         &self,
         stats: &TaskStats,
         abort: &CancellationToken,
     ) -> Result<Arc<Table>, Interrupted> {
-        let mut cached = self.table.lock().await;
-        if let Some((table, at)) = &*cached
-            && at.elapsed() < DESCRIPTION_TTL
-        {
+        let mut cached = tokio::select! {
+            cached = self.table.lock() => cached,
+            _ = abort.cancelled() => return Err(Interrupted::Shutdown),
+        };
+        if let Some((table, at)) = &mut *cached {
+            if at.elapsed() < DESCRIPTION_TTL {
+                return Ok(table.clone());
+            }
+            match self.database.describe().await {
+                Ok(fresh) => *table = Arc::new(fresh),
+                Err(error) => {
+                    warn!(%error, "reading the table's description again failed; keeping the one read before")
+                }
+            }
+            *at = Instant::now();
             return Ok(table.clone());
         }
         let mut attempt = 0;

@@ -820,11 +820,14 @@ async fn default_set_while_running(services: &Services, db: Db, columns: &str) {
     let (name, topic, table) = table_and_topic(services, db, "late-default", columns, 1).await;
     let mut sink = manifest(services, db, &name, &topic, &table);
     sink.spec.source.concurrency = 1;
+    // Each pair below in one batch, whatever the machine's pace: written once it holds two.
+    sink.spec.write.max_batch_rows = 2;
+    sink.spec.write.linger_ms = 60_000;
     let kafka = Kafka::new(&services.kafka_bootstrap);
     let running = RunningSink::start(config(&sink)).await;
     let group = running.group();
-    // Two rows leaving out different columns, produced together so they share a batch: the
-    // first one's `b` is filled with NULL where the description says NULL is its default.
+    // Two rows leaving out different columns, in one batch: the first one's `b` is filled with
+    // NULL where the description says NULL is its default.
     let mut written = 0;
     let mut pair = async |id: i64| {
         let leaves_out_b = format!(r#"{{"id": {id}, "a": "x"}}"#);
