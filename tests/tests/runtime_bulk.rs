@@ -253,7 +253,6 @@ async fn a_blocked_upsert_batch_holds_back_the_commits_but_not_the_writes_behind
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
     let services = Services::from_env();
-    let db = Db::Postgres;
     let (name, topic, table) = keyed_table(&services, "overlap-key").await;
     let blocker = hold_row(&services, &table, 2).await;
     let values = [
@@ -264,7 +263,7 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
         r#"{"id": 1, "v": "newer"}"#,
         r#"{"id": 3, "v": "first"}"#,
     ];
-    past_a_blocked_batch(
+    let (rows, refused) = past_a_blocked_batch(
         &services,
         &name,
         &topic,
@@ -274,24 +273,12 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
         blocker,
     )
     .await;
-    let rows = db
-        .rows(
-            &services,
-            &format!("SELECT id::text, v FROM {table} ORDER BY id"),
-        )
-        .await;
-    let row = |id: &str, v: &str| vec![Some(id.to_string()), Some(v.to_string())];
     assert_eq!(
         rows,
-        [
-            row("1", "newer"),
-            row("100", "first"),
-            row("101", "first"),
-            row("2", "first"),
-            row("3", "first"),
-        ],
+        ["1=newer", "2=first", "3=first", "100=first", "101=first"],
         "each key in its last message's state"
     );
+    assert!(refused.is_empty(), "{refused:?}");
 }
 
 /// After a first batch [100, 101], batch [2, 1] waits on a row lock another session holds on
@@ -302,7 +289,6 @@ async fn an_upsert_batch_sharing_a_key_with_a_blocked_one_waits_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it() {
     let services = Services::from_env();
-    let db = Db::Postgres;
     let (name, topic, table) = unique_value_table(&services, "overlap-unique").await;
     let blocker = hold_row(&services, &table, 2).await;
     let values = [
@@ -313,7 +299,7 @@ async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it(
         r#"{"id": 3, "v": "dup"}"#,
         r#"{"id": 4, "v": "d"}"#,
     ];
-    let config = past_a_blocked_batch(
+    let (rows, refused) = past_a_blocked_batch(
         &services,
         &name,
         &topic,
@@ -323,30 +309,11 @@ async fn an_insert_batch_sharing_a_unique_value_with_a_blocked_one_waits_for_it(
         blocker,
     )
     .await;
-    let rows = db
-        .rows(
-            &services,
-            &format!("SELECT id::text, v FROM {table} ORDER BY id"),
-        )
-        .await;
-    let row = |id: &str, v: &str| vec![Some(id.to_string()), Some(v.to_string())];
     assert_eq!(
         rows,
-        [
-            row("1", "dup"),
-            row("100", "a"),
-            row("101", "b"),
-            row("2", "c"),
-            row("4", "d"),
-        ],
+        ["1=dup", "2=c", "4=d", "100=a", "101=b"],
         "the first of the two rows sharing a unique value stored"
     );
-    let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
-    let refused: Vec<String> = read_topic(&services, &topics.error)
-        .await
-        .iter()
-        .filter_map(|r| Some(String::from_utf8_lossy(r.value.as_deref()?).into_owned()))
-        .collect();
     assert_eq!(refused, [values[4]], "the later one refused");
 }
 
@@ -370,7 +337,7 @@ async fn an_upsert_batch_taking_a_unique_value_a_blocked_one_frees_waits_for_it(
         r#"{"id": 3, "v": "dup"}"#,
         r#"{"id": 4, "v": "d"}"#,
     ];
-    let config = past_a_blocked_batch(
+    let (rows, refused) = past_a_blocked_batch(
         &services,
         &name,
         &topic,
@@ -380,21 +347,14 @@ async fn an_upsert_batch_taking_a_unique_value_a_blocked_one_frees_waits_for_it(
         blocker,
     )
     .await;
-    let rows = db
-        .rows(
-            &services,
-            &format!("SELECT id::text || '=' || v FROM {table} ORDER BY {table}.id"),
-        )
-        .await;
-    let rows: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
     assert_eq!(rows, ["1=new", "2=c", "3=dup", "4=d", "100=a", "101=b"]);
-    let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
-    assert!(read_topic(&services, &topics.error).await.is_empty());
+    assert!(refused.is_empty(), "{refused:?}");
 }
 
 /// Writes `values` in two-row batches while `blocker` holds up the first batch after the
 /// task's first (which is written alone); releases it once that batch waits on the lock (the
 /// batch after it has had its chance to go by), and stops when every offset is committed.
+/// Returns the table's rows as `id=v` in id order, and the values the error topic holds.
 async fn past_a_blocked_batch(
     services: &Services,
     name: &str,
@@ -403,7 +363,7 @@ async fn past_a_blocked_batch(
     values: &[&str],
     mode: WriteMode,
     blocker: sqlx::PgConnection,
-) -> adbsink_runtime::sink::SinkConfig {
+) -> (Vec<String>, Vec<String>) {
     let db = Db::Postgres;
     Kafka::new(&services.kafka_bootstrap)
         .produce_to(topic, values.iter().map(|v| (Some(0), None, v.as_bytes())))
@@ -422,7 +382,23 @@ async fn past_a_blocked_batch(
     .await;
     release(blocker).await;
     committed_to(services, &group, topic, values.len() as i64).await;
-    running.stop().await
+    let config = running.stop().await;
+    let rows = db
+        .rows(
+            services,
+            &format!("SELECT id::text || '=' || v FROM {table} ORDER BY {table}.id"),
+        )
+        .await
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .collect();
+    let topics = adbsink_crd::resolved_topics(&config.name, &config.spec.runtime);
+    let refused = read_topic(services, &topics.error)
+        .await
+        .iter()
+        .filter_map(|r| Some(String::from_utf8_lossy(r.value.as_deref()?).into_owned()))
+        .collect();
+    (rows, refused)
 }
 
 /// `(id bigint PRIMARY KEY, v text UNIQUE)` with one partition.
