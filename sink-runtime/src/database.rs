@@ -906,13 +906,14 @@ fn classify_mysql(number: u16, message: String, sql_state: Option<String>) -> Wr
         // The value, not the table: NULL into NOT NULL (1048, 1263), no default (1364),
         // duplicate key (1062, 1586, 1859), out of range (1264, 1690), truncated or incorrect
         // value (1265, 1292, 1366, 1367, 1411), bad character (1300), too long (1406),
-        // geometry (1416), foreign key (1451, 1452), invalid JSON (3140), check constraint
+        // a row whose values overflow InnoDB's page (1118: COMPACT or REDUNDANT tables made
+        // without strict mode refuse it at insert, row by row), geometry (1416), foreign key
+        // (1451, 1452), invalid JSON (3140), check constraint
         // (3819, 4025); an exception a trigger signalled about the row (1644, as PostgreSQL's
         // P0001); a value for a generated column (MariaDB 1906, MySQL 3105).
-        1048 | 1062 | 1263 | 1264 | 1265 | 1292 | 1300 | 1364 | 1366 | 1367 | 1406 | 1411
-        | 1416 | 1451 | 1452 | 1586 | 1644 | 1690 | 1859 | 1906 | 3105 | 3140 | 3819 | 4025 => {
-            WriteError::Rejected { message, sql_state }
-        }
+        1048 | 1062 | 1118 | 1263 | 1264 | 1265 | 1292 | 1300 | 1364 | 1366 | 1367 | 1406
+        | 1411 | 1416 | 1451 | 1452 | 1586 | 1644 | 1690 | 1859 | 1906 | 3105 | 3140 | 3819
+        | 4025 => WriteError::Rejected { message, sql_state },
         _ => WriteError::Transient(message),
     }
 }
@@ -954,7 +955,7 @@ mod tests {
                 WriteError::Rejected { .. }
             )
         };
-        for n in [1366, 1048, 1406, 1264, 1062, 1292, 1644, 1906, 3105] {
+        for n in [1366, 1048, 1406, 1264, 1062, 1292, 1644, 1906, 3105, 1118] {
             assert!(reject(n), "{n}");
         }
         // Table full, max_user_connections, interrupted, statement timeout, out of memory.

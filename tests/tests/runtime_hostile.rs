@@ -329,3 +329,87 @@ async fn stop_policy_halts_before_a_row_the_database_rejects() {
     ];
     stop_policy(Db::Postgres, reordered, 3).await;
 }
+
+/// A row too large for InnoDB's page (MySQL 1118, "Row size too large", which a COMPACT table
+/// made without strict mode refuses at insert time, value by value) is the row's fault: it goes
+/// to the error topic and the rows beside it are written, instead of the batch being retried
+/// for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_row_too_large_for_the_page_is_rejected_alone() {
+    let services = Services::from_env();
+    let name = unique("rowsize");
+    let (topic, table) = (format!("{name}-in"), name.replace('-', "_"));
+    let columns: Vec<String> = (1..=12).map(|i| format!("c{i}")).collect();
+    let ddl = format!(
+        "SET STATEMENT innodb_strict_mode=OFF FOR CREATE TABLE {table} (id INT PRIMARY KEY, {}) \
+         ENGINE=InnoDB ROW_FORMAT=COMPACT CHARACTER SET latin1",
+        columns
+            .iter()
+            .map(|c| format!("{c} VARCHAR(1000)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Db::MySql.execute(&services, &ddl).await;
+    let wide = serde_json::Value::Object(
+        std::iter::once(("id".to_string(), serde_json::json!(2)))
+            .chain(
+                columns
+                    .iter()
+                    .map(|c| (c.clone(), serde_json::json!("y".repeat(1000)))),
+            )
+            .collect(),
+    )
+    .to_string();
+    let corpus = [
+        br#"{"id": 1, "c1": "a"}"#.to_vec(),
+        wide.into_bytes(),
+        br#"{"id": 3, "c12": "c"}"#.to_vec(),
+    ];
+    let kafka = Kafka::new(&services.kafka_bootstrap);
+    kafka.create_topic(&topic, 1).await.unwrap();
+    kafka
+        .produce_to(&topic, corpus.iter().map(|v| (Some(0), None, v.as_slice())))
+        .await
+        .unwrap();
+
+    let mut sink = manifest(&services, Db::MySql, &name, &topic, &table);
+    sink.spec.write.linger_ms = 50;
+    let topics = adbsink_crd::resolved_topics(&name, &sink.spec.runtime);
+    let running = RunningSink::start(config(&sink)).await;
+    let group = running.group();
+    eventually(
+        "every message committed",
+        Duration::from_secs(60),
+        || async {
+            (committed(&services, &group, &topic).await.get(&0) == Some(&Some(3))).then_some(())
+        },
+    )
+    .await;
+    running.stop().await;
+
+    let rows = Db::MySql
+        .rows(
+            &services,
+            &format!("SELECT CAST(id AS CHAR), c1, c12 FROM {table} ORDER BY id"),
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("1".into()), Some("a".into()), None],
+            vec![Some("3".into()), None, Some("c".into())],
+        ]
+    );
+    let failed: Vec<Read> = read_topic(&services, &topics.error).await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0].headers["__connect.errors.offset"], "1");
+    assert_eq!(
+        failed[0].headers["__connect.errors.exception.class.name"],
+        "DataRejected"
+    );
+    assert!(
+        failed[0].headers["__connect.errors.exception.message"].contains("Row size too large"),
+        "{:?}",
+        failed[0].headers
+    );
+}
