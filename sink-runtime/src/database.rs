@@ -73,7 +73,7 @@ pub struct Database {
     /// Largest MySQL statement to send: 16 MiB until the server refuses one as larger than its
     /// `max_allowed_packet`, then half of what it refused, for the life of the process.
     max_statement_bytes: Arc<AtomicUsize>,
-    /// Whether PostgreSQL Upsert batches are worth trying as a plain copy (`fresh.rs`).
+    /// Whether Upsert batches are worth trying as plain inserts (`fresh.rs`).
     fresh: Arc<Fresh>,
 }
 
@@ -402,21 +402,24 @@ impl Database {
                         WriteError::TooLarge(message)
                     });
                 }
-                let statements = plans
-                    .iter()
-                    .zip(&rows)
-                    .flat_map(|(plan, rows)| {
-                        self.dialect.applying(
-                            table,
-                            &plan.deletes,
-                            rows,
-                            mode,
-                            primary_key,
-                            max_bytes,
-                        )
-                    })
-                    .collect();
-                match mysql_in_transaction(pool, statements).await {
+                let statements = |mode| {
+                    plans
+                        .iter()
+                        .zip(&rows)
+                        .flat_map(|(plan, rows)| {
+                            self.dialect.applying(
+                                table,
+                                &plan.deletes,
+                                rows,
+                                mode,
+                                primary_key,
+                                max_bytes,
+                            )
+                        })
+                        .collect()
+                };
+                let fresh = (mode == WriteMode::Upsert).then_some(&*self.fresh);
+                match mysql_in_transaction(pool, statements, mode, fresh).await {
                     Err((e, bytes)) if is_too_large(&e) => {
                         // Learn the server's limit instead of failing every batch again.
                         let lower = (bytes / 2).max(64 << 10);
@@ -835,13 +838,50 @@ async fn merge_staged(
     Ok(())
 }
 
-/// MySQL's multi-row statements, in one transaction. A failure comes with the size of the
-/// statement that failed.
-async fn mysql_in_transaction(
+/// MySQL's multi-row statements for `mode`, in one transaction. An Upsert batch is first tried
+/// as plain INSERTs when `fresh` says its keys are likely new: a batch of new keys ends as
+/// `ON DUPLICATE KEY UPDATE` would leave it, and the INSERTs fill left-out columns that
+/// default to NULL, so rows that carry different columns share one statement text instead of
+/// a text per set of columns. A stored key (1062 on any unique index) or any other error
+/// undoes the try to its savepoint, and the batch is upserted as before, which settles or
+/// reports it. A failure comes with the size of the statement that failed.
+async fn mysql_in_transaction<'a>(
     pool: &sqlx::MySqlPool,
-    statements: Vec<Statement<'_>>,
+    statements: impl Fn(WriteMode) -> Vec<Statement<'a>>,
+    mode: WriteMode,
+    fresh: Option<&Fresh>,
 ) -> Result<(), (sqlx::Error, usize)> {
     let mut tx = pool.begin().await.map_err(|e| (e, 0))?;
+    if let Some(fresh) = fresh.filter(|f| f.worth_trying()) {
+        (&mut *tx)
+            .execute("SAVEPOINT adbsink_fresh")
+            .await
+            .map_err(|e| (e, 0))?;
+        let tried = mysql_execute(&mut tx, statements(WriteMode::Insert)).await;
+        fresh.observe(tried.is_ok());
+        match tried {
+            Ok(()) => return tx.commit().await.map_err(|e| (e, 0)),
+            // A deadlock rolls the whole transaction back and a packet too large closes the
+            // connection: then the savepoint is gone, and the try's error is the one to handle.
+            Err(error) => {
+                if (&mut *tx)
+                    .execute("ROLLBACK TO SAVEPOINT adbsink_fresh")
+                    .await
+                    .is_err()
+                {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    mysql_execute(&mut tx, statements(mode)).await?;
+    tx.commit().await.map_err(|e| (e, 0))
+}
+
+async fn mysql_execute(
+    conn: &mut sqlx::MySqlConnection,
+    statements: Vec<Statement<'_>>,
+) -> Result<(), (sqlx::Error, usize)> {
     for statement in statements {
         let bytes = statement.sql.len()
             + statement
@@ -853,9 +893,9 @@ async fn mysql_in_transaction(
         for param in statement.params {
             query = query.bind(param);
         }
-        query.execute(&mut *tx).await.map_err(|e| (e, bytes))?;
+        query.execute(&mut *conn).await.map_err(|e| (e, bytes))?;
     }
-    tx.commit().await.map_err(|e| (e, 0))
+    Ok(())
 }
 
 /// MySQL's "packet bigger than max_allowed_packet" (1153) and "larger than

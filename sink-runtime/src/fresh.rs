@@ -1,10 +1,12 @@
-//! Whether a PostgreSQL Upsert batch is first tried as a plain `COPY` into the table.
+//! Whether an Upsert batch is first tried as plain inserts: a `COPY` into the table on
+//! PostgreSQL, the Insert mode's `INSERT`s on MySQL.
 //!
 //! A batch whose keys the table does not hold yet needs no merge: copied straight in, it ends
 //! as the merge would leave it, and costs the database about half as much as copying into a
-//! stage and merging from there. Whether the keys are new is only known by trying: a key
-//! already stored makes the copy fail on the unique constraint, and the batch is merged
-//! instead. Topics that mostly update would pay for that failed try on every batch, so each
+//! stage and merging from there; on MySQL the inserts fill left-out NULL-default columns, so
+//! rows that carry different columns share a statement instead of one per set of columns.
+//! Whether the keys are new is only known by trying: a key already stored makes the try fail
+//! on the unique constraint, and the batch is merged instead. Topics that mostly update would pay for that failed try on every batch, so each
 //! failure makes the next batches skip it, twice as many after each failure in a row.
 
 use std::sync::{Mutex, PoisonError};

@@ -513,6 +513,131 @@ async fn postgres_upsert_copies_new_keys_and_merges_stored_ones() {
     assert_eq!(by("12").len(), 1, "{log:?}");
 }
 
+/// MySQL Upsert inserts a batch of new keys with plain INSERTs, rows that carry different
+/// columns in one statement, and upserts a batch that holds a stored key (on the primary key
+/// or on another unique key), which keeps the columns its messages leave out; a new key with a
+/// bad value is isolated as before. The server's general log shows which statement each batch
+/// came by (a try undone to its savepoint is logged too, then the upsert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_upsert_inserts_new_keys_and_upserts_stored_ones() {
+    let services = Services::from_env();
+    let db = Db::MySql;
+    let (name, topic, table) = table_and_topic(
+        &services,
+        db,
+        "fresh",
+        "(id BIGINT PRIMARY KEY, v TEXT, w TEXT, n INT NOT NULL DEFAULT 7, u INT UNIQUE)",
+        1,
+    )
+    .await;
+    db.execute(
+        &services,
+        &format!("INSERT INTO {table} (id, v, w, n, u) VALUES (1, 'stored', 'kept', 1, 100)"),
+    )
+    .await;
+    let messages = [
+        // New keys leaving out different columns: one plain INSERT text.
+        r#"{"id": 10, "v": "new"}"#,
+        r#"{"id": 11, "w": "new"}"#,
+        // A stored key: the try fails on the primary key, the batch is upserted.
+        r#"{"id": 1, "v": "updated"}"#,
+        r#"{"id": 12, "v": "new", "n": 3}"#,
+        // A new id whose unique u is stored: upserted onto row 1, as before.
+        r#"{"id": 13, "u": 100, "w": "via u"}"#,
+        r#"{"id": 14, "v": "new"}"#,
+        // A new key with a value MySQL refuses: the try fails, the upsert isolates it.
+        r#"{"id": 15, "n": "abc"}"#,
+        r#"{"id": 16, "v": "new"}"#,
+    ];
+    let mut sink = manifest(&services, db, &name, &topic, &table);
+    sink.spec.source.concurrency = 1;
+    sink.spec.write.max_batch_rows = 2;
+    sink.spec.write.write_mode = WriteMode::Upsert;
+    sink.spec.write.primary_key = vec!["id".into()];
+    let errors = adbsink_crd::resolved_topics(&name, &sink.spec.runtime).error;
+    let log = GeneralLog::on(&services).await;
+    write_through(&services, &sink, &topic, &messages).await;
+    let statements = log.off(&table).await;
+    let rows = lines(
+        &services,
+        db,
+        &format!("SELECT CAST(id AS CHAR), v, w, CAST(n AS CHAR), CAST(u AS CHAR) FROM {table} ORDER BY id"),
+    )
+    .await;
+    assert_eq!(
+        rows,
+        [
+            "1 updated via u 1 100",
+            "10 new - 7 -",
+            "11 - new 7 -",
+            "12 new - 3 -",
+            "14 new - 7 -",
+            "16 new - 7 -",
+        ]
+    );
+    let failed = read_topic(&services, &errors).await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0].value.as_deref(), Some(messages[6].as_bytes()));
+
+    let by = |id: &str| -> Vec<&'static str> {
+        statements
+            .iter()
+            .filter(|s| s.contains(&format!("('{id}', ")))
+            .map(|s| {
+                if s.contains("ON DUPLICATE KEY UPDATE") {
+                    "upsert"
+                } else {
+                    "insert"
+                }
+            })
+            .collect()
+    };
+    // The first batch holds id 10 alone: its rows, and id 11's, leave out different columns.
+    assert_eq!(by("10"), ["insert"], "{statements:#?}");
+    assert_eq!(by("11"), ["insert"], "{statements:#?}");
+    assert_eq!(by("1").last(), Some(&"upsert"), "{statements:#?}");
+    assert_eq!(by("13").last(), Some(&"upsert"), "{statements:#?}");
+}
+
+/// The server's general log, kept in `mysql.general_log` while a test runs: what statements
+/// reached the server, prepared ones with their values.
+struct GeneralLog(String);
+
+impl GeneralLog {
+    async fn on(services: &Services) -> Self {
+        Db::MySql
+            .execute(
+                services,
+                "SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON",
+            )
+            .await;
+        Self(services.mysql_url.clone())
+    }
+
+    /// Turns the log off; the statements that named `table`.
+    async fn off(self, table: &str) -> Vec<String> {
+        let mut conn = sqlx::MySqlConnection::connect(&self.0).await.unwrap();
+        sqlx::raw_sql("SET GLOBAL general_log = OFF")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let statements: Vec<String> = sqlx::query_scalar(
+            "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log \
+             WHERE command_type = 'Execute' AND argument LIKE CONCAT('%', ?, '%') \
+             ORDER BY event_time",
+        )
+        .bind(table)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        sqlx::raw_sql("TRUNCATE TABLE mysql.general_log")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        statements
+    }
+}
+
 /// PostgreSQL Insert copies rows that leave out different columns together when leaving a
 /// column out stores NULL, and apart when it stores a default (a column default, a domain's,
 /// an identity, a generated column), so each row gets exactly what an INSERT without the
