@@ -842,9 +842,12 @@ async fn merge_staged(
 /// as plain INSERTs when `fresh` says its keys are likely new: a batch of new keys ends as
 /// `ON DUPLICATE KEY UPDATE` would leave it, and the INSERTs fill left-out columns that
 /// default to NULL, so rows that carry different columns share one statement text instead of
-/// a text per set of columns. A stored key (1062 on any unique index) or any other error
-/// undoes the try to its savepoint, and the batch is upserted as before, which settles or
-/// reports it. A failure comes with the size of the statement that failed.
+/// a text per set of columns. A stored key fails the try on MySQL (1062 on any unique index);
+/// AnalyticDB for MySQL skips its row instead, as `INSERT IGNORE` does, so a try also fails
+/// when an INSERT adds fewer rows than it carries. A failed try is undone to its savepoint and
+/// the batch is upserted as before, which settles or reports whatever failed it; were the undo
+/// a no-op on a server, the upsert would still leave every row as it must. A failure comes
+/// with the size of the statement that failed.
 async fn mysql_in_transaction<'a>(
     pool: &sqlx::MySqlPool,
     statements: impl Fn(WriteMode) -> Vec<Statement<'a>>,
@@ -853,24 +856,23 @@ async fn mysql_in_transaction<'a>(
 ) -> Result<(), (sqlx::Error, usize)> {
     let mut tx = pool.begin().await.map_err(|e| (e, 0))?;
     if let Some(fresh) = fresh.filter(|f| f.worth_trying()) {
-        (&mut *tx)
-            .execute("SAVEPOINT adbsink_fresh")
-            .await
-            .map_err(|e| (e, 0))?;
-        let tried = mysql_execute(&mut tx, statements(WriteMode::Insert)).await;
-        fresh.observe(tried.is_ok());
-        match tried {
-            Ok(()) => return tx.commit().await.map_err(|e| (e, 0)),
+        // A server without savepoints refuses this and keeps the transaction: upsert then.
+        if (&mut *tx).execute("SAVEPOINT adbsink_fresh").await.is_err() {
+            fresh.observe(false);
+        } else {
+            let tried = mysql_execute(&mut tx, statements(WriteMode::Insert)).await;
+            let inserted = matches!(tried, Ok(true));
+            fresh.observe(inserted);
+            if inserted {
+                return tx.commit().await.map_err(|e| (e, 0));
+            }
             // A deadlock rolls the whole transaction back and a packet too large closes the
             // connection: then the savepoint is gone, and the try's error is the one to handle.
-            Err(error) => {
-                if (&mut *tx)
-                    .execute("ROLLBACK TO SAVEPOINT adbsink_fresh")
-                    .await
-                    .is_err()
-                {
-                    return Err(error);
-                }
+            if let Err(undo) = (&mut *tx)
+                .execute("ROLLBACK TO SAVEPOINT adbsink_fresh")
+                .await
+            {
+                return Err(tried.err().unwrap_or((undo, 0)));
             }
         }
     }
@@ -878,10 +880,12 @@ async fn mysql_in_transaction<'a>(
     tx.commit().await.map_err(|e| (e, 0))
 }
 
+/// Runs `statements` in order; whether every one added all the rows it carries.
 async fn mysql_execute(
     conn: &mut sqlx::MySqlConnection,
     statements: Vec<Statement<'_>>,
-) -> Result<(), (sqlx::Error, usize)> {
+) -> Result<bool, (sqlx::Error, usize)> {
+    let mut all_added = true;
     for statement in statements {
         let bytes = statement.sql.len()
             + statement
@@ -893,9 +897,10 @@ async fn mysql_execute(
         for param in statement.params {
             query = query.bind(param);
         }
-        query.execute(&mut *conn).await.map_err(|e| (e, bytes))?;
+        let done = query.execute(&mut *conn).await.map_err(|e| (e, bytes))?;
+        all_added &= done.rows_affected() >= statement.inserts as u64;
     }
-    Ok(())
+    Ok(all_added)
 }
 
 /// MySQL's "packet bigger than max_allowed_packet" (1153) and "larger than

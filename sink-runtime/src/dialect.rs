@@ -45,6 +45,8 @@ impl From<InstanceType> for Dialect {
 pub struct Statement<'a> {
     pub sql: String,
     pub params: Vec<Option<&'a str>>,
+    /// The rows it adds to a table that holds none of their keys (none for a DELETE).
+    pub inserts: usize,
 }
 
 impl Dialect {
@@ -182,7 +184,11 @@ impl Dialect {
             }
             sql.push(')');
         }
-        Statement { sql, params }
+        Statement {
+            sql,
+            params,
+            inserts: rows.len(),
+        }
     }
 
     /// The statements applying a folded batch ([`crate::coalesce::plan`]): its deletes first,
@@ -294,7 +300,11 @@ impl Dialect {
                     .join(" AND "),
             );
         }
-        Statement { sql, params }
+        Statement {
+            sql,
+            params,
+            inserts: 0,
+        }
     }
 
     fn placeholder(self, sql: &mut String, n: usize, table: &Table, column: usize) {
