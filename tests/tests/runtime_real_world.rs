@@ -472,11 +472,7 @@ async fn postgres_upsert_copies_new_keys_and_merges_stored_ones() {
         r#"{"id": 1, "v": "updated"}"#,
         r#"{"id": 12, "v": "new"}"#,
     ];
-    let mut sink = manifest(&services, db, &name, &topic, &table);
-    sink.spec.source.concurrency = 1;
-    sink.spec.write.max_batch_rows = 2;
-    sink.spec.write.write_mode = WriteMode::Upsert;
-    sink.spec.write.primary_key = vec!["id".into()];
+    let sink = upsert_in_pairs(&services, db, &name, &topic, &table);
     write_through(&services, &sink, &topic, &messages).await;
     let rows = db
         .rows(
@@ -549,11 +545,7 @@ async fn mysql_upsert_inserts_new_keys_and_upserts_stored_ones() {
         r#"{"id": 15, "n": "abc"}"#,
         r#"{"id": 16, "v": "new"}"#,
     ];
-    let mut sink = manifest(&services, db, &name, &topic, &table);
-    sink.spec.source.concurrency = 1;
-    sink.spec.write.max_batch_rows = 2;
-    sink.spec.write.write_mode = WriteMode::Upsert;
-    sink.spec.write.primary_key = vec!["id".into()];
+    let sink = upsert_in_pairs(&services, db, &name, &topic, &table);
     let errors = adbsink_crd::resolved_topics(&name, &sink.spec.runtime).error;
     let log = GeneralLog::on(&services).await;
     write_through(&services, &sink, &topic, &messages).await;
@@ -599,6 +591,25 @@ async fn mysql_upsert_inserts_new_keys_and_upserts_stored_ones() {
     assert_eq!(by("13").last(), Some(&"upsert"), "{statements:#?}");
 }
 
+/// An Upsert sink on `id`, one task, writing the topic's messages two at a time, in order:
+/// every message is on the topic before it starts, and a batch waits for its second row
+/// however slowly the messages come.
+fn upsert_in_pairs(
+    services: &Services,
+    db: Db,
+    name: &str,
+    topic: &str,
+    table: &str,
+) -> AnalyticDBSink {
+    let mut sink = manifest(services, db, name, topic, table);
+    sink.spec.source.concurrency = 1;
+    sink.spec.write.max_batch_rows = 2;
+    sink.spec.write.linger_ms = 60_000;
+    sink.spec.write.write_mode = WriteMode::Upsert;
+    sink.spec.write.primary_key = vec!["id".into()];
+    sink
+}
+
 /// The server's general log, kept in `mysql.general_log` while a test runs: what statements
 /// reached the server, prepared ones with their values.
 struct GeneralLog(String);
@@ -615,7 +626,7 @@ impl GeneralLog {
     }
 
     /// Turns the log off; the statements that named `table`.
-    async fn off(self, table: &str) -> Vec<String> {
+    async fn off(&self, table: &str) -> Vec<String> {
         let mut conn = sqlx::MySqlConnection::connect(&self.0).await.unwrap();
         sqlx::raw_sql("SET GLOBAL general_log = OFF")
             .execute(&mut conn)
@@ -635,6 +646,26 @@ impl GeneralLog {
             .await
             .unwrap();
         statements
+    }
+}
+
+/// A test that fails before it reads the log must not leave every later statement logged.
+impl Drop for GeneralLog {
+    fn drop(&mut self) {
+        let url = self.0.clone();
+        let off = std::thread::spawn(move || -> Result<(), sqlx::Error> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::MySqlConnection::connect(&url).await?;
+                sqlx::raw_sql("SET GLOBAL general_log = OFF")
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+            })
+        });
+        let _ = off.join();
     }
 }
 
