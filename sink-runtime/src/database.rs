@@ -866,13 +866,14 @@ async fn mysql_in_transaction<'a>(
             if inserted {
                 return tx.commit().await.map_err(|e| (e, 0));
             }
+            let undone = (&mut *tx)
+                .execute("ROLLBACK TO SAVEPOINT adbsink_fresh")
+                .await;
             // A deadlock rolls the whole transaction back and a packet too large closes the
             // connection: then the savepoint is gone, and the try's error is the one to handle.
-            if let Err(undo) = (&mut *tx)
-                .execute("ROLLBACK TO SAVEPOINT adbsink_fresh")
-                .await
-            {
-                return Err(tried.err().unwrap_or((undo, 0)));
+            // A try that only skipped rows needs no undo: the upsert rewrites every row.
+            if let (Err(error), Err(_)) = (tried, undone) {
+                return Err(error);
             }
         }
     }
