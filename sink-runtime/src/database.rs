@@ -954,9 +954,9 @@ fn classify_mysql(number: u16, message: String, sql_state: Option<String>) -> Wr
         // value (1265, 1292, 1366, 1367, 1411), bad character (1300), too long (1406),
         // a row whose values overflow InnoDB's page (1118: COMPACT or REDUNDANT tables made
         // without strict mode refuse it at insert, row by row), geometry (1416), foreign key
-        // (1451, 1452), invalid JSON (3140), check constraint
-        // (3819, 4025); an exception a trigger signalled about the row (1644, as PostgreSQL's
-        // P0001); a value for a generated column (MariaDB 1906, MySQL 3105).
+        // (1451, 1452), invalid JSON (3140), check constraint (3819, 4025); an exception a
+        // trigger signalled about the row (1644, as PostgreSQL's P0001); a value for a
+        // generated column (MariaDB 1906, MySQL 3105).
         1048 | 1062 | 1118 | 1263 | 1264 | 1265 | 1292 | 1300 | 1364 | 1366 | 1367 | 1406
         | 1411 | 1416 | 1451 | 1452 | 1586 | 1644 | 1690 | 1859 | 1906 | 3105 | 3140 | 3819
         | 4025 => WriteError::Rejected { message, sql_state },

@@ -6,8 +6,9 @@
 //! stage and merging from there; on MySQL the inserts fill left-out NULL-default columns, so
 //! rows that carry different columns share a statement instead of one per set of columns.
 //! Whether the keys are new is only known by trying: a key already stored makes the try fail
-//! on the unique constraint, and the batch is merged instead. Topics that mostly update would pay for that failed try on every batch, so each
-//! failure makes the next batches skip it, twice as many after each failure in a row.
+//! on the unique constraint, and the batch is merged instead. Topics that mostly update would
+//! pay for that failed try on every batch, so each failure makes the next batches skip it,
+//! twice as many after each failure in a row.
 
 use std::sync::{Mutex, PoisonError};
 
