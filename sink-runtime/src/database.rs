@@ -418,8 +418,7 @@ impl Database {
                         })
                         .collect()
                 };
-                let fresh = (mode == WriteMode::Upsert).then_some(&*self.fresh);
-                match mysql_in_transaction(pool, statements, mode, fresh).await {
+                match mysql_in_transaction(pool, statements, mode, &self.fresh).await {
                     Err((e, bytes)) if is_too_large(&e) => {
                         // Learn the server's limit instead of failing every batch again.
                         let lower = (bytes / 2).max(64 << 10);
@@ -852,10 +851,10 @@ async fn mysql_in_transaction<'a>(
     pool: &sqlx::MySqlPool,
     statements: impl Fn(WriteMode) -> Vec<Statement<'a>>,
     mode: WriteMode,
-    fresh: Option<&Fresh>,
+    fresh: &Fresh,
 ) -> Result<(), (sqlx::Error, usize)> {
     let mut tx = pool.begin().await.map_err(|e| (e, 0))?;
-    if let Some(fresh) = fresh.filter(|f| f.worth_trying()) {
+    if mode == WriteMode::Upsert && fresh.worth_trying() {
         // A server without savepoints refuses this and keeps the transaction: upsert then.
         if (&mut *tx).execute("SAVEPOINT adbsink_fresh").await.is_err() {
             fresh.observe(false);
